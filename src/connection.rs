@@ -1,0 +1,165 @@
+//! [`ConnInfo`] and [`ConnectionGuard`]: a live connection as the
+//! [`Shutdown`](crate::Shutdown) sees it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::shutdown::Core;
+use crate::sync::Arc;
+use crate::Registered;
+
+/// What the shutdown knows about a live connection: enough to say who holds a
+/// stuck stop.
+///
+/// # Example
+///
+/// ```
+/// let shutdown = winddown::Shutdown::new();
+/// let conn = shutdown.connection(Some("127.0.0.1:5000".parse().unwrap()));
+/// conn.stream_opened();
+/// assert_eq!(conn.open_streams(), 1);
+/// assert_eq!(conn.peer().unwrap().port(), 5000);
+/// ```
+#[derive(Debug)]
+pub struct ConnInfo {
+    peer: Option<SocketAddr>,
+    open_streams: AtomicUsize,
+}
+
+impl ConnInfo {
+    /// The peer's address, if the transport has one.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// assert!(shutdown.connection(None).peer().is_none());
+    /// ```
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    /// Streams open on this connection now (a gauge the server keeps).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// assert_eq!(shutdown.connection(None).open_streams(), 0);
+    /// ```
+    pub fn open_streams(&self) -> usize {
+        self.open_streams.load(Ordering::Relaxed)
+    }
+
+    /// Records that a stream opened.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// conn.stream_opened();
+    /// conn.stream_closed();
+    /// assert_eq!(conn.open_streams(), 0);
+    /// ```
+    pub fn stream_opened(&self) {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that a stream closed.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// conn.stream_opened();
+    /// conn.stream_closed();
+    /// ```
+    pub fn stream_closed(&self) {
+        // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
+        let _ = self
+            .open_streams
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+/// A live connection registered with a [`Shutdown`](crate::Shutdown); dropping
+/// it removes the connection, wakes the stop, and counts the connection as
+/// drained (closed during a graceful stop) or forced (closed by a hard stop).
+///
+/// # Example
+///
+/// ```
+/// use futures_lite::future;
+/// use winddown::Shutdown;
+///
+/// let shutdown = Shutdown::new();
+/// let conn = shutdown.connection(None);
+/// let drain = shutdown.drain_token();
+/// let task = std::thread::spawn(move || {
+///     drain.wait_blocking(); // a real server sends GOAWAY here
+///     drop(conn);            // ... and closes when its streams are done
+/// });
+/// let report = future::block_on(shutdown.graceful_stop());
+/// task.join().unwrap();
+/// assert_eq!(report.connections.drained, 1);
+/// ```
+#[must_use = "the connection is deregistered as soon as the guard is dropped"]
+pub struct ConnectionGuard {
+    // Declared first so it is dropped (and waiters woken) after the counters
+    // below are updated in `drop`.
+    entry: Registered<ConnInfo>,
+    core: Arc<Core>,
+}
+
+impl ConnectionGuard {
+    pub(crate) fn new(core: Arc<Core>, peer: Option<SocketAddr>) -> Self {
+        let entry = core.connections.insert(ConnInfo {
+            peer,
+            open_streams: AtomicUsize::new(0),
+        });
+        Self { entry, core }
+    }
+
+    /// How long the connection has been registered.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// assert!(conn.age() < std::time::Duration::from_secs(60));
+    /// ```
+    pub fn age(&self) -> Duration {
+        self.entry.age()
+    }
+}
+
+impl Deref for ConnectionGuard {
+    type Target = ConnInfo;
+    fn deref(&self) -> &ConnInfo {
+        &self.entry
+    }
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        // Counted before the entry is removed, so a stop that sees the
+        // registry empty also sees this connection counted.
+        self.core.count_closed_connection();
+    }
+}
+
+impl fmt::Debug for ConnectionGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionGuard")
+            .field("peer", &self.entry.peer)
+            .field("open_streams", &self.entry.open_streams())
+            .field("age", &self.age())
+            .finish()
+    }
+}

@@ -1,0 +1,342 @@
+//! [`Report`]: what a stop did, how long each phase took, and what held it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::StreamCounts;
+
+/// One step of a stop, in the order a graceful stop runs them.
+///
+/// # Example
+///
+/// ```
+/// use winddown::Phase;
+/// assert_eq!(Phase::CloseListeners.to_string(), "close listeners");
+/// assert_eq!(Phase::Scope("queue".into()).to_string(), "scope queue");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Listeners stop accepting; waits for every accept loop to let go.
+    CloseListeners,
+    /// Connections are told to drain (GOAWAY); waits until every connection
+    /// and serving task is gone.
+    DrainConnections,
+    /// Waits for the handlers still running.
+    WaitHandlers,
+    /// A [`Scope`](crate::Scope) is drained and waited for, in creation order.
+    Scope(Arc<str>),
+    /// The hard stop: everything is told to stop now; waits for connections
+    /// and serving tasks to close.
+    Force,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Phase::CloseListeners => f.write_str("close listeners"),
+            Phase::DrainConnections => f.write_str("drain connections"),
+            Phase::WaitHandlers => f.write_str("wait for handlers"),
+            Phase::Scope(name) => write!(f, "scope {name}"),
+            Phase::Force => f.write_str("hard stop"),
+        }
+    }
+}
+
+/// Why a stop was forced.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(winddown::ForceReason::Deadline.to_string(), "deadline");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ForceReason {
+    /// The graceful stop's deadline passed.
+    Deadline,
+    /// [`Shutdown::stop`](crate::Shutdown::stop) was called (a second signal,
+    /// an operator), before or during a graceful stop.
+    Requested,
+}
+
+impl fmt::Display for ForceReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ForceReason::Deadline => "deadline",
+            ForceReason::Requested => "requested",
+        })
+    }
+}
+
+/// A connection that was still open when a stop was forced.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// let held = winddown::HeldConnection {
+///     peer: Some("127.0.0.1:4000".parse().unwrap()),
+///     age: Duration::from_secs(3),
+///     open_streams: 2,
+/// };
+/// assert_eq!(held.to_string(), "127.0.0.1:4000 (age 3.0 s, 2 open streams)");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldConnection {
+    /// The peer's address, if the transport has one.
+    pub peer: Option<SocketAddr>,
+    /// How long the connection had been open.
+    pub age: Duration,
+    /// Streams still open on it.
+    pub open_streams: usize,
+}
+
+impl fmt::Display for HeldConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.peer {
+            Some(peer) => write!(f, "{peer}")?,
+            None => f.write_str("(no address)")?,
+        }
+        write!(
+            f,
+            " (age {}, {} open stream{})",
+            Millis(self.age),
+            self.open_streams,
+            if self.open_streams == 1 { "" } else { "s" }
+        )
+    }
+}
+
+/// What still held the stop when it was forced: the answer to "why did the
+/// graceful stop not finish?".
+///
+/// # Example
+///
+/// ```
+/// let held = winddown::Held::default();
+/// assert!(held.is_empty());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Accept loops still running.
+    pub listeners: usize,
+    /// Connections still open, oldest first.
+    pub connections: Vec<HeldConnection>,
+    /// Serving tasks still running (per-connection tasks and the like).
+    pub tasks: usize,
+    /// Handlers still running.
+    pub handlers: usize,
+    /// Scopes with work still running: name and count.
+    pub scopes: Vec<(Arc<str>, usize)>,
+}
+
+impl Held {
+    /// Whether nothing was held.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let held = winddown::Held { handlers: 1, ..Default::default() };
+    /// assert!(!held.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.listeners == 0
+            && self.connections.is_empty()
+            && self.tasks == 0
+            && self.handlers == 0
+            && self.scopes.is_empty()
+    }
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("nothing");
+        }
+        let mut parts = Vec::new();
+        if self.listeners > 0 {
+            parts.push(format!("{} listeners", self.listeners));
+        }
+        if !self.connections.is_empty() {
+            let list: Vec<String> = self.connections.iter().map(|c| c.to_string()).collect();
+            parts.push(format!(
+                "{} connections [{}]",
+                self.connections.len(),
+                list.join(", ")
+            ));
+        }
+        if self.tasks > 0 {
+            parts.push(format!("{} serving tasks", self.tasks));
+        }
+        if self.handlers > 0 {
+            parts.push(format!("{} handlers", self.handlers));
+        }
+        for (name, count) in &self.scopes {
+            parts.push(format!("scope {name}: {count} tasks"));
+        }
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// How a stop ended.
+///
+/// # Example
+///
+/// ```
+/// use winddown::{ForceReason, Outcome};
+/// assert!(Outcome::Forced(ForceReason::Deadline).is_forced());
+/// assert!(!Outcome::Graceful.is_forced());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything finished on its own.
+    Graceful,
+    /// The stop was escalated to a hard stop.
+    Forced(ForceReason),
+}
+
+impl Outcome {
+    /// Whether the stop was escalated.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert!(!winddown::Outcome::Graceful.is_forced());
+    /// ```
+    pub fn is_forced(self) -> bool {
+        matches!(self, Outcome::Forced(_))
+    }
+}
+
+/// Connections that went away during the stop.
+///
+/// # Example
+///
+/// ```
+/// let counts = winddown::ConnectionCounts::default();
+/// assert_eq!(counts.drained + counts.forced, 0);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionCounts {
+    /// Closed after the drain began and before any hard stop.
+    pub drained: u64,
+    /// Closed by (after) the hard stop.
+    pub forced: u64,
+}
+
+/// What a stop did: its outcome, per-phase durations, counts, and, if it was
+/// forced, what was still held at that moment.
+///
+/// `Display` prints the one-line summary servers log at exit; the alternate
+/// form (`{:#}`) adds the timeline, one phase a line.
+///
+/// # Example
+///
+/// ```
+/// let shutdown = winddown::Shutdown::new();
+/// let report = futures_lite::future::block_on(shutdown.graceful_stop());
+/// assert!(!report.outcome.is_forced());
+/// assert!(report.to_string().starts_with("shutdown: graceful in "));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Graceful, or forced and why.
+    pub outcome: Outcome,
+    /// From the start of the stop to its end.
+    pub total: Duration,
+    /// Each phase entered and how long it lasted, in order.
+    pub phases: Vec<(Phase, Duration)>,
+    /// Stream and handler counters (over the life of the `Shutdown`).
+    pub streams: StreamCounts,
+    /// Connections drained or forced during the stop.
+    pub connections: ConnectionCounts,
+    /// What still held the stop when it was forced; `None` if it was not.
+    pub held: Option<Held>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.outcome {
+            Outcome::Graceful => write!(f, "shutdown: graceful in {}", Millis(self.total))?,
+            Outcome::Forced(reason) => {
+                write!(f, "shutdown: forced ({reason}) in {}", Millis(self.total))?
+            }
+        }
+        write!(
+            f,
+            "; streams: completed {}, refused {}, reset {}; connections: drained {}, forced {}",
+            self.streams.completed,
+            self.streams.refused,
+            self.streams.reset,
+            self.connections.drained,
+            self.connections.forced
+        )?;
+        if self.streams.handler_panics > 0 {
+            write!(f, "; handler panics {}", self.streams.handler_panics)?;
+        }
+        if f.alternate() {
+            for (phase, took) in &self.phases {
+                write!(f, "\n  {:<24} {}", phase.to_string(), Millis(*took))?;
+            }
+            if let Some(held) = &self.held {
+                write!(f, "\n  held at escalation: {held}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Formats a duration for people: `0.4 ms`, `12 ms`, `3.2 s`.
+pub(crate) struct Millis(pub(crate) Duration);
+
+impl fmt::Display for Millis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_secs_f64() * 1000.0;
+        if ms < 10.0 {
+            write!(f, "{ms:.1} ms")
+        } else if ms < 1000.0 {
+            write!(f, "{ms:.0} ms")
+        } else {
+            write!(f, "{:.1} s", ms / 1000.0)
+        }
+    }
+}
+
+#[cfg(all(test, not(winddown_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_formats() {
+        assert_eq!(Millis(Duration::from_micros(400)).to_string(), "0.4 ms");
+        assert_eq!(Millis(Duration::from_millis(12)).to_string(), "12 ms");
+        assert_eq!(Millis(Duration::from_millis(3200)).to_string(), "3.2 s");
+    }
+
+    #[test]
+    fn one_line_summary_matches_the_contract() {
+        let report = Report {
+            outcome: Outcome::Forced(ForceReason::Deadline),
+            total: Duration::from_millis(10_000),
+            phases: vec![(Phase::DrainConnections, Duration::from_millis(10_000))],
+            streams: StreamCounts {
+                completed: 40,
+                refused: 3,
+                reset: 1,
+                handler_panics: 0,
+            },
+            connections: ConnectionCounts {
+                drained: 7,
+                forced: 1,
+            },
+            held: Some(Held::default()),
+        };
+        assert_eq!(
+            report.to_string(),
+            "shutdown: forced (deadline) in 10.0 s; streams: completed 40, refused 3, reset 1; \
+             connections: drained 7, forced 1"
+        );
+        assert!(format!("{report:#}").contains("drain connections"));
+    }
+}
