@@ -452,6 +452,28 @@ impl Shutdown {
         lock(&self.core.timeline).report.clone()
     }
 
+    /// The phase the stop is in (the last one entered), or `None` before any
+    /// stop began.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use winddown::{Phase, Shutdown};
+    ///
+    /// let shutdown = Shutdown::new();
+    /// assert_eq!(shutdown.phase(), None);
+    /// let _handler = shutdown.handler();
+    /// let mut stop = Box::pin(shutdown.graceful_stop());
+    /// let _ = futures_lite::future::block_on(futures_lite::future::poll_once(stop.as_mut()));
+    /// assert_eq!(shutdown.phase(), Some(Phase::WaitHandlers));
+    /// ```
+    pub fn phase(&self) -> Option<Phase> {
+        lock(&self.core.timeline)
+            .phases
+            .last()
+            .map(|(phase, _)| phase.clone())
+    }
+
     /// What would hold a stop right now: live listeners, connections, tasks,
     /// handlers and busy scopes (the live straggler list).
     ///
