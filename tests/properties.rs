@@ -25,7 +25,7 @@ fn wait_group_count_and_wait_match_the_model() {
                 }
                 _ => {
                     if !guards.is_empty() {
-                        guards.swap_remove(rng.usize(0..guards.len()));
+                        drop(guards.swap_remove(rng.usize(0..guards.len())));
                     }
                 }
             }
