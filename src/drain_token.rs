@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::mem;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use event_listener::{listener, Event, Listener};
+use event_listener::Event;
 
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering};
+use crate::wait;
 
 /// A one-way signal: once fired it stays fired (grpc-go's `drainChan`).
 ///
@@ -149,18 +150,7 @@ impl DrainToken {
     /// assert!(token.is_fired());
     /// ```
     pub async fn wait(&self) {
-        loop {
-            if self.is_fired() {
-                return;
-            }
-            // Register first, then check again: a `fire` between the two checks
-            // is either seen by the second check or notifies this listener.
-            listener!(self.node.event => fired);
-            if self.is_fired() {
-                return;
-            }
-            fired.await;
-        }
+        wait::until(&self.node.event, |_| self.is_fired()).await
     }
 
     /// Like [`wait`](Self::wait), but owns a clone of the token, so the future
@@ -196,16 +186,7 @@ impl DrainToken {
     /// token.wait_blocking(); // already fired: returns at once
     /// ```
     pub fn wait_blocking(&self) {
-        loop {
-            if self.is_fired() {
-                return;
-            }
-            listener!(self.node.event => fired);
-            if self.is_fired() {
-                return;
-            }
-            fired.wait();
-        }
+        wait::block_until(&self.node.event, |_| self.is_fired(), None);
     }
 
     /// Blocks the current thread until the token fires or `timeout` passes;
@@ -222,24 +203,7 @@ impl DrainToken {
     /// assert!(token.wait_blocking_timeout(Duration::from_millis(1)));
     /// ```
     pub fn wait_blocking_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            if self.is_fired() {
-                return true;
-            }
-            listener!(self.node.event => fired);
-            if self.is_fired() {
-                return true;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if fired.wait_deadline(deadline).is_none() {
-                        return self.is_fired();
-                    }
-                }
-                None => fired.wait(),
-            }
-        }
+        wait::block_until(&self.node.event, |_| self.is_fired(), Some(timeout))
     }
 
     /// A token that fires when this one fires, and can also be fired alone.

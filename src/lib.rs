@@ -73,9 +73,11 @@ mod drain_token;
 mod registry;
 mod report;
 mod scope;
+mod shard;
 mod shutdown;
 mod stats;
 mod sync;
+mod wait;
 mod wait_group;
 
 pub use connection::{ConnInfo, ConnectionGuard};

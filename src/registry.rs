@@ -1,14 +1,15 @@
 //! [`Registry`]: the set of live things (connections), with a condvar-like
 //! wake-up each time one goes.
 
-use std::cell::Cell;
 use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use event_listener::{listener, Event, Listener};
+use event_listener::Event;
 
+use crate::shard::{shard_count, shard_hint};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::wait;
 
 /// The registry of live connections (or anything else that lives a while),
 /// with a wake-up on every removal: grpc-go's `conns` map plus `cv.Broadcast()`
@@ -238,16 +239,7 @@ impl<M> Registry<M> {
     /// futures_lite::future::block_on(registry.wait_until(|r| r.len() < 2));
     /// ```
     pub async fn wait_until(&self, mut condition: impl FnMut(&Self) -> bool) {
-        loop {
-            if condition(self) {
-                return;
-            }
-            listener!(self.shared.removed => removed);
-            if condition(self) {
-                return;
-            }
-            removed.await;
-        }
+        wait::until(&self.shared.removed, |_| condition(self)).await
     }
 
     /// Waits until the registry is empty.
@@ -277,16 +269,7 @@ impl<M> Registry<M> {
     /// registry.wait_until_blocking(|r| r.is_empty());
     /// ```
     pub fn wait_until_blocking(&self, mut condition: impl FnMut(&Self) -> bool) {
-        loop {
-            if condition(self) {
-                return;
-            }
-            listener!(self.shared.removed => removed);
-            if condition(self) {
-                return;
-            }
-            removed.wait();
-        }
+        wait::block_until(&self.shared.removed, |_| condition(self), None);
     }
 
     /// Blocks the current thread until the registry is empty.
@@ -316,24 +299,7 @@ impl<M> Registry<M> {
     /// assert!(registry.wait_empty_blocking_timeout(Duration::from_millis(1)));
     /// ```
     pub fn wait_empty_blocking_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            if self.is_empty() {
-                return true;
-            }
-            listener!(self.shared.removed => removed);
-            if self.is_empty() {
-                return true;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if removed.wait_deadline(deadline).is_none() {
-                        return self.is_empty();
-                    }
-                }
-                None => removed.wait(),
-            }
-        }
+        wait::block_until(&self.shared.removed, |_| self.is_empty(), Some(timeout))
     }
 }
 
@@ -445,31 +411,6 @@ impl<M: fmt::Debug> fmt::Debug for Entry<M> {
             .field("age", &self.age())
             .finish()
     }
-}
-
-/// Shards: a few per core, so threads rarely share one, and a power of two.
-fn shard_count() -> usize {
-    if cfg!(winddown_loom) {
-        return 2;
-    }
-    let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
-    (cores * 4).next_power_of_two().clamp(4, 64)
-}
-
-/// A per-thread shard index, assigned round-robin the first time a thread
-/// inserts (a plain `std` atomic: it only spreads load, loom need not see it).
-fn shard_hint() -> usize {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    thread_local! {
-        static HINT: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    HINT.with(|hint| {
-        hint.get().unwrap_or_else(|| {
-            let assigned = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            hint.set(Some(assigned));
-            assigned
-        })
-    })
 }
 
 #[cfg(all(test, not(winddown_loom)))]

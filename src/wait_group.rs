@@ -1,11 +1,13 @@
 //! [`WaitGroup`]: count work in flight, wait until there is none.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use event_listener::{listener, Event, Listener};
+use event_listener::Event;
 
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::shard::{shard_count, shard_hint};
+use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::wait;
 
 /// Counts pieces of work in flight and lets anyone wait until there are none:
 /// Go's `sync.WaitGroup` (grpc-go's `serveWG` and `handlersWG`) with RAII guards.
@@ -32,9 +34,22 @@ use crate::sync::{Arc, AtomicUsize, Ordering};
 ///
 /// # Cost
 ///
-/// Creating and dropping a guard allocates nothing: it is a reference-count
-/// increment and an atomic add, then an atomic subtract and a decrement. Only
-/// the guard that brings the count to zero wakes anyone.
+/// Creating and dropping a guard allocates nothing and touches one cache line
+/// of the creating thread's own shard: a reference-count increment and an
+/// atomic add, then an atomic subtract and a decrement. Threads do not contend
+/// on a shared counter. Only a drop that brings its shard to zero while a
+/// waiter is registered wakes anyone; otherwise no notification machinery runs.
+///
+/// # How the count is kept
+///
+/// The count is split over per-thread shards, each its own cache-line-aligned
+/// allocation holding one 64-bit word: a `WAITING` bit, the shard's count,
+/// and a version bumped by every add. A guard remembers its shard and gives
+/// its unit back there, whichever thread drops it. A waiter sets `WAITING` on
+/// every shard after registering its listener, then reads the shards twice: the
+/// total is zero only if every count was zero and no version moved between the
+/// two reads (a double collect), so a guard added on one shard while another
+/// was being released is never missed.
 ///
 /// # Example
 ///
@@ -58,8 +73,29 @@ pub struct WaitGroup {
 }
 
 struct Shared {
-    count: AtomicUsize,
-    zero: Event,
+    shards: Box<[Arc<Shard>]>,
+    zero: Arc<Event>,
+}
+
+/// One thread's share of the count, alone on its cache line.
+#[repr(align(128))]
+struct Shard {
+    /// `WAITING | count << 1 | version << 33`.
+    state: AtomicU64,
+    zero: Arc<Event>,
+}
+
+const WAITING: u64 = 1;
+const COUNT_ONE: u64 = 1 << 1;
+const COUNT_MASK: u64 = ((1 << 32) - 1) << 1;
+const VERSION_ONE: u64 = 1 << 33;
+
+fn count_of(state: u64) -> u64 {
+    (state & COUNT_MASK) >> 1
+}
+
+fn version_of(state: u64) -> u64 {
+    state >> 33
 }
 
 /// Holds one unit of a [`WaitGroup`]'s count; dropping it is Go's `Done()`.
@@ -79,7 +115,7 @@ struct Shared {
 /// ```
 #[must_use = "the work counts as done as soon as the guard is dropped"]
 pub struct WaitGuard {
-    shared: Arc<Shared>,
+    shard: Arc<Shard>,
 }
 
 impl WaitGroup {
@@ -92,10 +128,18 @@ impl WaitGroup {
     /// assert_eq!(group.count(), 0);
     /// ```
     pub fn new() -> Self {
+        let zero = Arc::new(Event::new());
         Self {
             shared: Arc::new(Shared {
-                count: AtomicUsize::new(0),
-                zero: Event::new(),
+                shards: (0..shard_count())
+                    .map(|_| {
+                        Arc::new(Shard {
+                            state: AtomicU64::new(0),
+                            zero: zero.clone(),
+                        })
+                    })
+                    .collect(),
+                zero,
             }),
         }
     }
@@ -112,13 +156,9 @@ impl WaitGroup {
     /// # drop((a, b));
     /// ```
     pub fn add(&self) -> WaitGuard {
-        // Relaxed is enough: the count only has to be visible to a waiter that
-        // is ordered after this call, and that ordering comes from whatever
-        // synchronised the two threads (or from program order).
-        self.shared.count.fetch_add(1, Ordering::Relaxed);
-        WaitGuard {
-            shared: self.shared.clone(),
-        }
+        let shards = &self.shared.shards;
+        // The shard count is a power of two.
+        Shard::arrive(&shards[shard_hint() & (shards.len() - 1)])
     }
 
     /// The number of live guards, for observability.
@@ -134,7 +174,13 @@ impl WaitGroup {
     /// assert_eq!(group.count(), 1);
     /// ```
     pub fn count(&self) -> usize {
-        self.shared.count.load(Ordering::Acquire)
+        let total: u64 = self
+            .shared
+            .shards
+            .iter()
+            .map(|shard| count_of(shard.state.load(Ordering::Acquire)))
+            .sum();
+        usize::try_from(total).unwrap_or(usize::MAX)
     }
 
     /// Waits until the count is zero. Ready at once if it already is.
@@ -155,19 +201,7 @@ impl WaitGroup {
     /// assert_eq!(group.count(), 0);
     /// ```
     pub async fn wait(&self) {
-        loop {
-            if self.is_zero() {
-                return;
-            }
-            // Register before the second check, so a release between the two
-            // checks is not missed: it either is seen by the check or it
-            // notifies this listener.
-            listener!(self.shared.zero => zero);
-            if self.is_zero() {
-                return;
-            }
-            zero.await;
-        }
+        wait::until(&self.shared.zero, |armed| self.is_zero(armed)).await
     }
 
     /// Blocks the current thread until the count is zero.
@@ -179,16 +213,7 @@ impl WaitGroup {
     /// group.wait_blocking(); // zero already: returns at once
     /// ```
     pub fn wait_blocking(&self) {
-        loop {
-            if self.is_zero() {
-                return;
-            }
-            listener!(self.shared.zero => zero);
-            if self.is_zero() {
-                return;
-            }
-            zero.wait();
-        }
+        wait::block_until(&self.shared.zero, |armed| self.is_zero(armed), None);
     }
 
     /// Blocks the current thread until the count is zero or `timeout` passes;
@@ -206,30 +231,40 @@ impl WaitGroup {
     /// assert!(group.wait_blocking_timeout(Duration::from_millis(1)));
     /// ```
     pub fn wait_blocking_timeout(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now().checked_add(timeout);
-        loop {
-            if self.is_zero() {
-                return true;
-            }
-            listener!(self.shared.zero => zero);
-            if self.is_zero() {
-                return true;
-            }
-            match deadline {
-                Some(deadline) => {
-                    if zero.wait_deadline(deadline).is_none() {
-                        return self.is_zero();
-                    }
-                }
-                None => zero.wait(),
-            }
-        }
+        wait::block_until(
+            &self.shared.zero,
+            |armed| self.is_zero(armed),
+            Some(timeout),
+        )
     }
 
-    fn is_zero(&self) -> bool {
-        // Acquire pairs with the Release in `WaitGuard::drop`: the work done
-        // under every released guard is visible once zero is observed.
-        self.shared.count.load(Ordering::Acquire) == 0
+    fn is_zero(&self, arm: bool) -> bool {
+        let shards = &self.shared.shards;
+        if arm {
+            // After the listener is registered: ask every shard's last guard
+            // to notify. AcqRel: a dropper that sees the bit also sees the
+            // listener registered before it was set.
+            for shard in shards.iter() {
+                shard.state.fetch_or(WAITING, Ordering::AcqRel);
+            }
+        }
+        // Double collect. Acquire pairs with the Release in `WaitGuard::drop`:
+        // the work done under every released guard is visible once zero is seen.
+        let mut versions = [0u64; 64];
+        for (version, shard) in versions.iter_mut().zip(shards.iter()) {
+            let state = shard.state.load(Ordering::Acquire);
+            if count_of(state) != 0 {
+                return false;
+            }
+            *version = version_of(state);
+        }
+        // If a version moved, a guard came and went during the first read and
+        // may have overlapped another; report "not zero". A waiter is then
+        // woken again by that guard's shard (armed above), so nothing is lost.
+        versions.iter().zip(shards.iter()).all(|(version, shard)| {
+            let state = shard.state.load(Ordering::Acquire);
+            count_of(state) == 0 && version_of(state) == *version
+        })
     }
 }
 
@@ -260,20 +295,40 @@ impl WaitGuard {
     /// # drop((a, b));
     /// ```
     pub fn add(&self) -> WaitGuard {
-        self.shared.count.fetch_add(1, Ordering::Relaxed);
+        // On the same shard: this guard is alive, so the shard cannot reach
+        // zero between the two, which keeps the double collect sound.
+        Shard::arrive(&self.shard)
+    }
+}
+
+impl Shard {
+    #[inline]
+    fn arrive(shard: &Arc<Shard>) -> WaitGuard {
+        // Relaxed is enough: the count only has to be visible to a waiter that
+        // is ordered after this call, and that ordering comes from whatever
+        // synchronised the two threads (or from program order). Wrapping of
+        // the version bits off the top of the word is harmless.
+        shard
+            .state
+            .fetch_add(COUNT_ONE + VERSION_ONE, Ordering::Relaxed);
         WaitGuard {
-            shared: self.shared.clone(),
+            shard: shard.clone(),
         }
     }
 }
 
 impl Drop for WaitGuard {
+    #[inline]
     fn drop(&mut self) {
-        // Release publishes this guard's work to whoever observes zero.
-        if self.shared.count.fetch_sub(1, Ordering::Release) == 1 {
-            // `notify` is a no-op without listeners. A waiter that registered
-            // after this subtraction also re-checks the count, so nothing is lost.
-            self.shared.zero.notify(usize::MAX);
+        // Release publishes this guard's work to whoever observes zero;
+        // Acquire sees the listener of a waiter that set WAITING.
+        let before = self.shard.state.fetch_sub(COUNT_ONE, Ordering::AcqRel);
+        if before & (COUNT_MASK | WAITING) == COUNT_ONE | WAITING {
+            // This shard reached zero and a waiter asked to hear about it.
+            // Clear the request first: a waiter that arms after this sees the
+            // new count itself, and AcqRel orders this notify after its listener.
+            self.shard.state.fetch_and(!WAITING, Ordering::AcqRel);
+            self.shard.zero.notify(usize::MAX);
         }
     }
 }

@@ -51,6 +51,35 @@ fn wait_group_two_releasers_blocking_waiter() {
     });
 }
 
+/// WG-3: the count is split over shards. A waiter must not see zero while a
+/// guard lives, even when that guard was added on one shard while the only
+/// other guard, on another shard, was being released (the double collect).
+#[test]
+fn wait_group_handover_across_shards() {
+    loom::model(|| {
+        let group = WaitGroup::new();
+        drop(group.add()); // under loom each add moves to the next shard:
+        let first = group.add(); // this one is on shard 1
+        let handed = Arc::new(AtomicUsize::new(0));
+        let worker = {
+            let group = group.clone();
+            let handed = handed.clone();
+            thread::spawn(move || {
+                // Shard 0, which a waiter reads before shard 1: a single pass
+                // could read shard 0 empty, then shard 1 after `first` went.
+                let second = group.add();
+                drop(first); // the count never reaches zero: `second` lives
+                handed.store(1, Ordering::Relaxed);
+                drop(second);
+            })
+        };
+        block_on(group.wait());
+        // Zero was only reachable after `third` was released.
+        assert_eq!(handed.load(Ordering::Relaxed), 1);
+        worker.join().unwrap();
+    });
+}
+
 /// DT-1 and DT-2: a waiter registered concurrently with `fire` is woken, and
 /// sees what the firing thread wrote before firing.
 #[test]
