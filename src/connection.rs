@@ -137,6 +137,22 @@ impl ConnectionGuard {
     pub fn age(&self) -> Duration {
         self.entry.age()
     }
+
+    /// A handle to this connection's [`ConnInfo`] for other tasks (stream
+    /// handlers update its gauge); it does not keep the connection registered.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// let info = conn.info();
+    /// info.stream_opened();
+    /// assert_eq!(conn.open_streams(), 1);
+    /// ```
+    pub fn info(&self) -> crate::Entry<ConnInfo> {
+        self.entry.entry()
+    }
 }
 
 impl Deref for ConnectionGuard {

@@ -70,6 +70,8 @@
 
 mod connection;
 mod drain_token;
+#[cfg(feature = "http2")]
+pub mod http2;
 mod registry;
 mod report;
 mod scope;
@@ -88,3 +90,8 @@ pub use scope::Scope;
 pub use shutdown::Shutdown;
 pub use stats::{Stats, StreamCounts};
 pub use wait_group::{WaitGroup, WaitGuard};
+
+/// The README's examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -341,6 +341,27 @@ impl<M> Registered<M> {
     }
 }
 
+impl<M> Registered<M> {
+    /// A handle to this entry's metadata that does not keep it registered
+    /// (for other tasks that update it, such as a per-stream counter).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let registry = winddown::Registry::new();
+    /// let conn = registry.insert("peer");
+    /// let entry = conn.entry();
+    /// drop(conn);
+    /// assert!(registry.is_empty());
+    /// assert_eq!(*entry, "peer"); // still readable
+    /// ```
+    pub fn entry(&self) -> Entry<M> {
+        Entry {
+            record: self.record.clone(),
+        }
+    }
+}
+
 impl<M> Deref for Registered<M> {
     type Target = M;
     fn deref(&self) -> &M {

@@ -100,10 +100,9 @@ impl fmt::Display for HeldConnection {
         }
         write!(
             f,
-            " (age {}, {} open stream{})",
+            " (age {}, {})",
             Millis(self.age),
-            self.open_streams,
-            if self.open_streams == 1 { "" } else { "s" }
+            counted(self.open_streams, "open stream")
         )
     }
 }
@@ -156,24 +155,24 @@ impl fmt::Display for Held {
         }
         let mut parts = Vec::new();
         if self.listeners > 0 {
-            parts.push(format!("{} listeners", self.listeners));
+            parts.push(counted(self.listeners, "listener"));
         }
         if !self.connections.is_empty() {
             let list: Vec<String> = self.connections.iter().map(|c| c.to_string()).collect();
             parts.push(format!(
-                "{} connections [{}]",
-                self.connections.len(),
+                "{} [{}]",
+                counted(self.connections.len(), "connection"),
                 list.join(", ")
             ));
         }
         if self.tasks > 0 {
-            parts.push(format!("{} serving tasks", self.tasks));
+            parts.push(counted(self.tasks, "serving task"));
         }
         if self.handlers > 0 {
-            parts.push(format!("{} handlers", self.handlers));
+            parts.push(counted(self.handlers, "handler"));
         }
         for (name, count) in &self.scopes {
-            parts.push(format!("scope {name}: {count} tasks"));
+            parts.push(format!("scope {name}: {}", counted(*count, "task")));
         }
         f.write_str(&parts.join("; "))
     }
@@ -285,6 +284,11 @@ impl fmt::Display for Report {
         }
         Ok(())
     }
+}
+
+/// `1 handler`, `2 handlers`.
+fn counted(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// Formats a duration for people: `0.4 ms`, `12 ms`, `3.2 s`.

@@ -250,21 +250,29 @@ impl WaitGroup {
         }
         // Double collect. Acquire pairs with the Release in `WaitGuard::drop`:
         // the work done under every released guard is visible once zero is seen.
-        let mut versions = [0u64; 64];
-        for (version, shard) in versions.iter_mut().zip(shards.iter()) {
+        // Versions only move forward, so comparing their (wrapping) sums tells
+        // whether any moved between the passes; a false match would need 2^31
+        // adds on one shard between two loads.
+        let mut versions = 0u64;
+        for shard in shards.iter() {
             let state = shard.state.load(Ordering::Acquire);
             if count_of(state) != 0 {
                 return false;
             }
-            *version = version_of(state);
+            versions = versions.wrapping_add(version_of(state));
         }
-        // If a version moved, a guard came and went during the first read and
+        // If a version moved, a guard came and went during the first pass and
         // may have overlapped another; report "not zero". A waiter is then
         // woken again by that guard's shard (armed above), so nothing is lost.
-        versions.iter().zip(shards.iter()).all(|(version, shard)| {
+        let mut again = 0u64;
+        for shard in shards.iter() {
             let state = shard.state.load(Ordering::Acquire);
-            count_of(state) == 0 && version_of(state) == *version
-        })
+            if count_of(state) != 0 {
+                return false;
+            }
+            again = again.wrapping_add(version_of(state));
+        }
+        versions == again
     }
 }
 

@@ -1,0 +1,140 @@
+//! [`Config`]: the server's timeouts and limits, with grpc-go's defaults.
+
+use std::time::Duration;
+
+/// Timeouts and limits of the HTTP/2 server. Every bound on a stop lives here.
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`ping_ack_timeout`](Config::ping_ack_timeout) | 5 s | grpc-go since 1.63 |
+/// | [`handshake_timeout`](Config::handshake_timeout) | 10 s | x/net/http2's preface timeout |
+/// | [`linger`](Config::linger) | 1 s | grpc-go since 1.63 |
+/// | [`flush_timeout`](Config::flush_timeout) | 1 s | a peer that stops reading cannot hold a hard stop |
+/// | [`max_concurrent_streams`](Config::max_concurrent_streams) | 1000 | bounds one client's share |
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use winddown::http2::Config;
+///
+/// let config = Config::default().ping_ack_timeout(Duration::from_secs(2));
+/// assert_eq!(config.get_ping_ack_timeout(), Duration::from_secs(2));
+/// assert_eq!(config.get_linger(), Duration::from_secs(1));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) ping_ack_timeout: Duration,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) linger: Duration,
+    pub(crate) flush_timeout: Duration,
+    pub(crate) max_concurrent_streams: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            ping_ack_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            linger: Duration::from_secs(1),
+            flush_timeout: Duration::from_secs(1),
+            max_concurrent_streams: 1000,
+        }
+    }
+}
+
+macro_rules! setting {
+    ($(#[$doc:meta])* $name:ident, $getter:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+
+        #[doc = concat!("The current `", stringify!($name), "` (see [`", stringify!($name), "`](Self::", stringify!($name), ")).")]
+        ///
+        /// # Example
+        ///
+        /// ```
+        #[doc = concat!("let _ = winddown::http2::Config::default().", stringify!($getter), "();")]
+        /// ```
+        pub fn $getter(&self) -> $ty {
+            self.$name
+        }
+    };
+}
+
+impl Config {
+    setting! {
+        /// How long a draining connection waits for the ACK of the PING sent with
+        /// the first GOAWAY (B5). After it, the server behaves as if the ACK came:
+        /// new streams are refused with `REFUSED_STREAM`, open ones finish, then
+        /// the connection closes with the final GOAWAY.
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let config = winddown::http2::Config::default()
+        ///     .ping_ack_timeout(std::time::Duration::from_millis(500));
+        /// # let _ = config;
+        /// ```
+        ping_ack_timeout, get_ping_ack_timeout: Duration
+    }
+
+    setting! {
+        /// How long a new connection may take to send the HTTP/2 preface (B6).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let config = winddown::http2::Config::default()
+        ///     .handshake_timeout(std::time::Duration::from_secs(3));
+        /// # let _ = config;
+        /// ```
+        handshake_timeout, get_handshake_timeout: Duration
+    }
+
+    setting! {
+        /// After the server's FIN, how long it keeps reading (and discarding)
+        /// what the client still sends, waiting for the client's own close, so
+        /// unread bytes do not turn the close into an RST that destroys
+        /// responses in flight (B4).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let config = winddown::http2::Config::default()
+        ///     .linger(std::time::Duration::from_millis(200));
+        /// # let _ = config;
+        /// ```
+        linger, get_linger: Duration
+    }
+
+    setting! {
+        /// On a hard stop, how long the final GOAWAY may take to reach a client
+        /// before the socket is dropped regardless (a client that stops reading
+        /// must not hold the stop).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let config = winddown::http2::Config::default()
+        ///     .flush_timeout(std::time::Duration::from_millis(100));
+        /// # let _ = config;
+        /// ```
+        flush_timeout, get_flush_timeout: Duration
+    }
+
+    setting! {
+        /// The most streams one client may have open at once (advertised in
+        /// SETTINGS; h2 refuses the excess with `REFUSED_STREAM`).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let config = winddown::http2::Config::default().max_concurrent_streams(100);
+        /// assert_eq!(config.get_max_concurrent_streams(), 100);
+        /// ```
+        max_concurrent_streams, get_max_concurrent_streams: u32
+    }
+}

@@ -1,0 +1,331 @@
+//! One connection's life: handshake (bounded), serve, drain with the
+//! two-phase GOAWAY (the PING's ACK bounded), close with FIN and a linger.
+//!
+//! ```text
+//!   handshake ──(preface within handshake_timeout)──> Serving
+//!   Serving   ──drain──> Draining: GOAWAY(2^31-1) + PING      (h2 sends both)
+//!   Draining  ──ACK────> GOAWAY(last=N); h2 closes when no stream is left
+//!   Draining  ──ping_ack_timeout──> Refusing: new streams get REFUSED_STREAM;
+//!             once no stream is left: GOAWAY(last=N) and close
+//!   any state ──hard stop──> GOAWAY(last=N, CANCEL), flush (bounded), close
+//!   then: FIN, read and discard until the client's EOF (bounded by linger)
+//! ```
+
+use std::future::{pending, poll_fn, Future};
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::pin::{pin, Pin};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::{future, FutureExt};
+use h2::server::{Connection, SendResponse};
+use h2::{Reason, RecvStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::handler::{Request, RequestBody, Responder, StreamContext, StreamTicket};
+use super::server::Inner;
+use super::{Handler, Runtime};
+use crate::{ConnectionGuard, DrainToken, WaitGuard};
+
+/// Races `fut` against a sleep on the server's runtime.
+async fn within<R: Runtime, T>(
+    runtime: &R,
+    limit: Duration,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    future::or(async { Some(fut.await) }, async {
+        runtime.sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// Who the log lines are about.
+fn who(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(
+        || "connection".to_string(),
+        |peer| format!("connection from {peer}"),
+    )
+}
+
+/// Serves one connection to its end. `task` keeps the server's drain phase
+/// waiting until this function returns (it was taken by the accept loop).
+pub(crate) async fn serve<R, H, IO>(
+    server: Arc<Inner<R, H>>,
+    mut io: IO,
+    peer: Option<SocketAddr>,
+    task: WaitGuard,
+) where
+    R: Runtime,
+    H: Handler,
+    IO: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let _task = task;
+    let conn = server.shutdown.connection(peer);
+    // This connection's own drain: fires with the server's, or alone.
+    let drain = server.shutdown.drain_token().child();
+    let stop = server.shutdown.stop_token();
+    let who = who(peer);
+    let config = &server.config;
+
+    // h2 borrows the socket, so it is ours again for the close and linger.
+    let linger = {
+        let handshake = h2::server::Builder::new()
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .handshake::<_, Bytes>(&mut io);
+        let handshaken = future::or(
+            within(&server.runtime, config.handshake_timeout, handshake),
+            async {
+                stop.wait().await;
+                None
+            },
+        )
+        .await;
+
+        match handshaken {
+            Some(Ok(h2)) => {
+                let session = Session {
+                    server: &server,
+                    conn: &conn,
+                    drain: &drain,
+                    stop: &stop,
+                    who: &who,
+                    peer,
+                };
+                session.drive(h2).await
+            }
+            Some(Err(e)) => {
+                // HTTP/1.1, TLS, garbage: h2 has already sent its SETTINGS.
+                log::warn!("{who}: closing: not an HTTP/2 client ({e})");
+                false
+            }
+            None if stop.is_fired() => false,
+            None => {
+                log::warn!(
+                    "{who}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
+                    config.handshake_timeout
+                );
+                false
+            }
+        }
+    };
+
+    // FIN (h2 already shut the write side down on a normal close; a second
+    // shutdown is harmless). Bounded: a client that stops reading cannot hold it.
+    let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
+    if linger && !stop.is_fired() {
+        // Read and discard until the client's EOF, so unread bytes in our
+        // receive buffer do not turn the close into an RST that destroys
+        // responses still in flight.
+        let discard = async {
+            let mut buf = [0u8; 4096];
+            while let Ok(1..) = io.read(&mut buf).await {}
+        };
+        let cut = async { stop.wait().await };
+        let _ = within(&server.runtime, config.linger, future::or(discard, cut)).await;
+    }
+    drop(conn);
+}
+
+/// What one connection's serve loop needs.
+struct Session<'a, R, H> {
+    server: &'a Arc<Inner<R, H>>,
+    conn: &'a ConnectionGuard,
+    drain: &'a DrainToken,
+    stop: &'a DrainToken,
+    who: &'a str,
+    peer: Option<SocketAddr>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Serving,
+    /// GOAWAY(2^31-1) and PING sent; waiting for the ACK (h2 sends the final
+    /// GOAWAY on it and closes once no stream is left).
+    Draining,
+    /// The ACK did not come in time: refuse new streams, finish open ones.
+    Refusing,
+}
+
+enum Event<T> {
+    Accepted(Option<Result<T, h2::Error>>),
+    /// Refusing, and no stream is left: time for the final GOAWAY.
+    Idle,
+    Drain,
+    AckTimeout,
+    Stop,
+}
+
+impl<R: Runtime, H: Handler> Session<'_, R, H> {
+    /// Runs the connection until it closes; returns whether to linger.
+    async fn drive<IO>(&self, mut h2: Connection<IO, Bytes>) -> bool
+    where
+        IO: AsyncRead + AsyncWrite + Unpin,
+    {
+        let config = &self.server.config;
+        let mut state = State::Serving;
+        let mut ack_deadline: Option<Pin<Box<R::Sleep>>> = None;
+        let mut last_stream = 0u32;
+        loop {
+            let event = {
+                let h2 = &mut h2;
+                let refusing = state == State::Refusing;
+                let accept = poll_fn(|cx| {
+                    // `accept` keeps no state: recreating it on every poll is sound.
+                    if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
+                        return Poll::Ready(Event::Accepted(next));
+                    }
+                    // h2 wakes this task whenever a stream's state moves, so
+                    // this is re-checked as streams finish and RSTs flush.
+                    if refusing && !h2.has_streams() {
+                        return Poll::Ready(Event::Idle);
+                    }
+                    Poll::Pending
+                });
+                let drain = async {
+                    if state == State::Serving {
+                        self.drain.wait().await;
+                        return Event::Drain;
+                    }
+                    pending().await
+                };
+                let ack = async {
+                    match ack_deadline.as_mut() {
+                        Some(deadline) => {
+                            deadline.await;
+                            Event::AckTimeout
+                        }
+                        None => pending().await,
+                    }
+                };
+                let stop = async {
+                    self.stop.wait().await;
+                    Event::Stop
+                };
+                // The stop is polled first: it preempts everything.
+                future::or(stop, future::or(accept, future::or(drain, ack))).await
+            };
+            match event {
+                Event::Accepted(Some(Ok((request, respond)))) => {
+                    last_stream = last_stream.max(respond.stream_id().as_u32());
+                    if state == State::Refusing {
+                        self.responder(respond).refuse();
+                    } else {
+                        self.spawn_handler(request, respond);
+                    }
+                }
+                Event::Accepted(Some(Err(e))) => {
+                    self.log_error(&e);
+                    return !e.is_io();
+                }
+                Event::Accepted(None) => {
+                    log::debug!("{}: closed (last stream {last_stream})", self.who);
+                    return true;
+                }
+                Event::Drain => {
+                    h2.graceful_shutdown();
+                    state = State::Draining;
+                    ack_deadline =
+                        Some(Box::pin(self.server.runtime.sleep(config.ping_ack_timeout)));
+                }
+                Event::AckTimeout => {
+                    log::warn!(
+                        "{}: no ACK for the shutdown PING within {:?}; refusing new streams",
+                        self.who,
+                        config.ping_ack_timeout
+                    );
+                    state = State::Refusing;
+                    ack_deadline = None;
+                }
+                Event::Idle => {
+                    // As if the ACK had come: the final GOAWAY carries the last
+                    // stream processed. Nothing is queued, so nothing is lost.
+                    h2.abrupt_shutdown(Reason::NO_ERROR);
+                    self.flush(&mut h2).await;
+                    return true;
+                }
+                Event::Stop => {
+                    // GOAWAY(last processed, CANCEL): the client learns which
+                    // streams were never processed and may retry them.
+                    h2.abrupt_shutdown(Reason::CANCEL);
+                    self.flush(&mut h2).await;
+                    log::info!(
+                        "{}: closed by hard stop (last stream {last_stream})",
+                        self.who
+                    );
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Lets h2 write the final GOAWAY and FIN, within the flush timeout.
+    async fn flush<IO: AsyncRead + AsyncWrite + Unpin>(&self, h2: &mut Connection<IO, Bytes>) {
+        let closed = poll_fn(|cx| h2.poll_closed(cx));
+        let config = &self.server.config;
+        if within(&self.server.runtime, config.flush_timeout, closed)
+            .await
+            .is_none()
+        {
+            log::warn!(
+                "{}: final GOAWAY not flushed within {:?}; dropping the socket",
+                self.who,
+                config.flush_timeout
+            );
+        }
+    }
+
+    fn responder(&self, respond: SendResponse<Bytes>) -> Responder {
+        let ticket = StreamTicket::new(self.server.shutdown.clone(), self.conn.info());
+        Responder {
+            send: Some(respond),
+            ticket: Some(ticket),
+        }
+    }
+
+    fn spawn_handler(&self, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let stream_id = respond.stream_id().as_u32();
+        let responder = self.responder(respond);
+        let (head, recv) = request.into_parts();
+        let request = Request {
+            head,
+            body: RequestBody { recv },
+            context: StreamContext {
+                stream_id,
+                peer: self.peer,
+                drain: self.drain.clone(),
+                stop: self.stop.clone(),
+            },
+        };
+        let guard = self.server.shutdown.handler();
+        let server = self.server.clone();
+        let who = self.who.to_string();
+        self.server.runtime.spawn(async move {
+            let _guard = guard;
+            let handled = AssertUnwindSafe(server.handler.call(request, responder))
+                .catch_unwind()
+                .await;
+            if handled.is_err() {
+                // The responder was dropped with the handler: the client got
+                // a 500 or a reset. The connection carries on.
+                server.shutdown.stats().handler_panicked();
+                log::error!("{who}: handler for stream {stream_id} panicked");
+            }
+        });
+    }
+
+    fn log_error(&self, e: &h2::Error) {
+        let who = self.who;
+        if e.is_io() {
+            log::debug!("{who}: connection lost: {e}");
+        } else if e.is_go_away() && e.is_remote() {
+            log::info!("{who}: client sent GOAWAY: {e}");
+        } else {
+            // h2 detected a protocol violation and sent GOAWAY with the reason.
+            log::warn!("{who}: closing: protocol error from client: {e}");
+        }
+    }
+}
