@@ -51,7 +51,7 @@ impl ConnInfo {
     /// assert_eq!(shutdown.connection(None).open_streams(), 0);
     /// ```
     pub fn open_streams(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed)
+        self.open_streams.load(Ordering::Relaxed) & !SEALED
     }
 
     /// Records that a stream opened.
@@ -69,7 +69,9 @@ impl ConnInfo {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Records that a stream closed.
+    /// Records that a stream closed. Returns `false` if the connection was
+    /// already [sealed](ConnInfo::seal) (its open streams were counted as cut
+    /// when it was forced closed), so the caller must not count it again.
     ///
     /// # Example
     ///
@@ -77,15 +79,39 @@ impl ConnInfo {
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
     /// conn.stream_opened();
-    /// conn.stream_closed();
+    /// assert!(conn.stream_closed());
     /// ```
-    pub fn stream_closed(&self) {
-        // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
-        let _ = self
-            .open_streams
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    pub fn stream_closed(&self) -> bool {
+        self.open_streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
+                (n & SEALED == 0).then(|| n.saturating_sub(1))
+            })
+            .is_ok()
+    }
+
+    /// Seals the gauge when the connection is forced closed: returns the
+    /// streams still open (they were cut), and from now on
+    /// [`stream_closed`](ConnInfo::stream_closed) returns `false`, so each
+    /// stream is counted exactly once, by whichever side sees it end first.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// conn.stream_opened();
+    /// assert_eq!(conn.seal(), 1);
+    /// assert!(!conn.stream_closed()); // already counted by the seal
+    /// assert_eq!(conn.open_streams(), 0);
+    /// ```
+    pub fn seal(&self) -> usize {
+        self.open_streams.swap(SEALED, Ordering::AcqRel) & !SEALED
     }
 }
+
+/// The top bit of `open_streams`: set once the connection is forced closed.
+const SEALED: usize = 1 << (usize::BITS - 1);
 
 /// A live connection registered with a [`Shutdown`](crate::Shutdown); dropping
 /// it removes the connection, wakes the stop, and counts the connection as

@@ -393,6 +393,46 @@ impl Shutdown {
         self.core.finish()
     }
 
+    /// The usual signal handling, for any signal source: waits for the first
+    /// signal, runs a graceful stop, and escalates it to a hard stop when a
+    /// second signal arrives or the grace period (created when the first
+    /// signal arrives) runs out.
+    ///
+    /// `next_signal` returns a future for the next signal (SIGTERM or SIGINT in
+    /// the runtime adapters); `grace` makes the grace timer.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use futures_lite::future;
+    /// use winddown::{ForceReason, Outcome, Shutdown};
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let _stuck = shutdown.handler();
+    /// // Two "signals" arrive at once; the grace period never ends.
+    /// let report = future::block_on(shutdown.stop_on_signals(|| async {}, future::pending));
+    /// assert_eq!(report.outcome, Outcome::Forced(ForceReason::Requested));
+    /// ```
+    pub async fn stop_on_signals<S, G>(
+        &self,
+        mut next_signal: impl FnMut() -> S,
+        grace: impl FnOnce() -> G,
+    ) -> Report
+    where
+        S: Future<Output = ()>,
+        G: Future<Output = ()>,
+    {
+        next_signal().await;
+        let second = next_signal();
+        let second = async {
+            second.await;
+            // Recorded first, so the report says "requested", not "deadline".
+            self.core.escalate(ForceReason::Requested);
+        };
+        self.graceful_stop_with_deadline(future::or(second, grace()))
+            .await
+    }
+
     /// Runs a hard stop now, or escalates a graceful stop in progress.
     ///
     /// # Example

@@ -252,8 +252,14 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     // streams were never processed and may retry them.
                     h2.abrupt_shutdown(Reason::CANCEL);
                     self.flush(&mut h2).await;
+                    // Whatever is still open was cut; count it now, since a
+                    // hard stop does not wait for the handlers to notice.
+                    let cut = self.conn.seal();
+                    for _ in 0..cut {
+                        self.server.shutdown.stats().stream_reset();
+                    }
                     log::info!(
-                        "{}: closed by hard stop (last stream {last_stream})",
+                        "{}: closed by hard stop (last stream {last_stream}, {cut} streams cut)",
                         self.who
                     );
                     return false;

@@ -426,13 +426,17 @@ impl StreamTicket {
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
+        if !self.conn.stream_closed() {
+            // The connection was forced closed and already counted this
+            // stream as cut.
+            return;
+        }
         let stats = self.shutdown.stats();
         match self.end {
             StreamEnd::Reset => stats.stream_reset(),
             StreamEnd::Completed => stats.stream_completed(),
             StreamEnd::Refused => stats.stream_refused(),
         }
-        self.conn.stream_closed();
     }
 }
 
@@ -545,11 +549,13 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        if let (Some(mut send), Some(_ticket)) = (self.send.take(), self.ticket.take()) {
+        if let (Some(mut send), Some(mut ticket)) = (self.send.take(), self.ticket.take()) {
             let mut response = Response::new(());
             *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            // The client may be gone already; nothing else to do then.
-            let _ = send.send_response(response, true);
+            // A whole (error) response; if the client is gone, a reset.
+            if send.send_response(response, true).is_ok() {
+                ticket.end = StreamEnd::Completed;
+            }
         }
     }
 }

@@ -69,7 +69,7 @@ pub trait Listener: Send + 'static {
 /// async fn run<R: Runtime, L: Listener>(runtime: R, listener: L, sigterm: impl std::future::Future) {
 ///     let shutdown = Shutdown::new();
 ///     let server = Server::new(&shutdown, runtime.clone(), Config::default(), hello);
-///     runtime.spawn(async move { server.serve(listener).await });
+///     runtime.spawn(server.serve(listener));
 ///     sigterm.await;
 ///     let deadline = runtime.sleep(Duration::from_secs(10));
 ///     let report = shutdown.graceful_stop_with_deadline(deadline).await;
@@ -139,20 +139,33 @@ impl<R: Runtime, H: Handler> Server<R, H> {
     /// and retried with a backoff from 5 ms to 1 s; the loop neither spins
     /// nor dies.
     ///
+    /// The listener counts for the stop from this call on, before the
+    /// returned future first runs; spawn the future.
+    ///
     /// # Example
     ///
     /// ```
-    /// # async fn f<R: winddown::http2::Runtime, H: winddown::http2::Handler, L: winddown::http2::Listener>(server: winddown::http2::Server<R, H>, listener: L) {
-    /// server.serve(listener).await; // returns once the stop has closed it
+    /// # async fn f<R: winddown::http2::Runtime, H: winddown::http2::Handler, L: winddown::http2::Listener>(server: winddown::http2::Server<R, H>, runtime: R, listener: L) {
+    /// runtime.spawn(server.serve(listener)); // ends once the stop has closed it
     /// # }
     /// ```
-    pub async fn serve<L: Listener>(&self, listener: L) {
-        let shutdown = &self.inner.shutdown;
-        // Declared first, dropped last: the close phase waits for this guard,
-        // which goes only after the listener itself is closed.
-        let _listening = shutdown.listener();
-        let mut listener = listener;
-        let close = shutdown.close_token();
+    pub fn serve<L: Listener>(&self, listener: L) -> impl Future<Output = ()> + Send + 'static {
+        // Registered now, not when the returned future first runs: a stop
+        // that begins before the accept task is scheduled must still wait for
+        // this listener, or it would finish while connections wait in the
+        // backlog.
+        let listening = self.inner.shutdown.listener();
+        let server = self.clone();
+        async move {
+            // Dropped last: the close phase waits for this guard, which goes
+            // only after the listener itself is closed.
+            let _listening = listening;
+            server.accept_until_close(listener).await;
+        }
+    }
+
+    async fn accept_until_close<L: Listener>(&self, mut listener: L) {
+        let close = self.inner.shutdown.close_token();
         let mut backoff = Backoff::default();
         loop {
             let accepted = future::or(async { Some(listener.accept().await) }, async {

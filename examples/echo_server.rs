@@ -1,0 +1,133 @@
+//! The echo server of the design notes (§5): cleartext HTTP/2 (h2c, prior
+//! knowledge) that drains like grpc-go's `GracefulStop` on SIGTERM/SIGINT.
+//!
+//! ```sh
+//! cargo run --release --example echo_server -- --runtime smol --listen 127.0.0.1:0 --grace 10s
+//! ```
+//!
+//! First line on stdout: `listening on ADDR`. SIGTERM or SIGINT: graceful stop
+//! bounded by `--grace`, then a hard stop; a second signal: hard stop at once.
+//! Last line: the one-line `shutdown:` report. Routes: see `support/echo.rs`.
+//! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
+//! for more.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use winddown::http2::{Config, Server};
+use winddown::Shutdown;
+
+#[path = "support/echo.rs"]
+mod echo;
+
+const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--listen ADDR] [--grace DURATION]
+                   [--ping-ack-timeout DURATION] [--handshake-timeout DURATION]
+                   [--linger DURATION] [--flush-timeout DURATION] [--max-concurrent-streams N]
+durations: 500ms, 10s, 1.5s, 2m";
+
+struct Options {
+    runtime: String,
+    listen: SocketAddr,
+    grace: Duration,
+    config: Config,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut options = Options {
+        runtime: "smol".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grace: Duration::from_secs(10),
+        config: Config::default(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.into());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let duration = || echo::parse_duration(&value);
+        match flag.as_str() {
+            "--runtime" => options.runtime = value.clone(),
+            "--listen" => {
+                options.listen = value
+                    .parse()
+                    .map_err(|e| format!("bad --listen {value:?}: {e}"))?
+            }
+            "--grace" => options.grace = duration()?,
+            "--ping-ack-timeout" => options.config = options.config.ping_ack_timeout(duration()?),
+            "--handshake-timeout" => options.config = options.config.handshake_timeout(duration()?),
+            "--linger" => options.config = options.config.linger(duration()?),
+            "--flush-timeout" => options.config = options.config.flush_timeout(duration()?),
+            "--max-concurrent-streams" => {
+                let n = value
+                    .parse()
+                    .map_err(|e| format!("bad --max-concurrent-streams {value:?}: {e}"))?;
+                options.config = options.config.max_concurrent_streams(n)
+            }
+            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    echo::init_logging();
+    let options = match parse_args() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let served = match options.runtime.as_str() {
+        "smol" => run_smol(options),
+        "tokio" => Err("--runtime tokio is not available yet: the tokio adapter (winddown-tokio) is still to come; use --runtime smol".to_string()),
+        other => Err(format!("unknown runtime {other:?}: use smol or tokio")),
+    };
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("echo_server: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_smol(options: Options) -> Result<(), String> {
+    use winddown_smol::{SmolRuntime, TcpListener};
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        std::env::set_var("SMOL_THREADS", threads.to_string());
+    }
+    smol::block_on(async {
+        let shutdown = Shutdown::new();
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        announce(addr);
+        let runtime = SmolRuntime::global();
+        let server = Server::new(
+            &shutdown,
+            runtime.clone(),
+            options.config,
+            echo::Echo::new(runtime),
+        );
+        smol::spawn(server.serve(listener)).detach();
+        let report = winddown_smol::stop_on_signals(&shutdown, options.grace)
+            .await
+            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        println!("{report}");
+        Ok(())
+    })
+}
+
+fn announce(addr: SocketAddr) {
+    println!("listening on {addr}");
+    // Whoever drives us waits for this line.
+    let _ = std::io::stdout().flush();
+}

@@ -1,0 +1,257 @@
+//! The echo application of the design notes (§5), written once for every
+//! runtime: `echo_server`, `demo` and the behaviour tests all serve it.
+//!
+//! | route | behaviour |
+//! |---|---|
+//! | `GET\|POST /echo` | 200 with the request body |
+//! | `GET /sleep/<ms>` | 200 after that many ms |
+//! | `GET /stream/<n>/<ms>` | n chunks, one every ms ms; ignores the drain (a handler that does not cooperate) |
+//! | `GET /follow/<ms>` | a chunk every ms ms until the server drains, then ends cleanly (B9) |
+//! | `GET /panic` | the handler panics (B10) |
+//! | `POST /echo.Echo/Say` (gRPC) | `echo:<message>`, `grpc-status: 0`; `sleep:<N>ms` sleeps first |
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use futures_lite::future;
+use winddown::http2::bytes::{BufMut, Bytes, BytesMut};
+use winddown::http2::http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use winddown::http2::{Handler, Request, Responder, Runtime};
+
+/// Largest request body the echo routes accept.
+pub const MAX_BODY: usize = 4 << 20;
+
+/// The echo application; it needs the runtime only to sleep.
+#[derive(Clone)]
+pub struct Echo<R> {
+    runtime: R,
+}
+
+impl<R: Runtime> Echo<R> {
+    pub fn new(runtime: R) -> Self {
+        Self { runtime }
+    }
+
+    async fn serve(&self, mut request: Request, responder: Responder) {
+        let path = request.path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let is_grpc = request
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        match (request.method().clone(), segments.as_slice()) {
+            (Method::POST, ["echo.Echo", "Say"]) if is_grpc => {
+                self.grpc_say(request, responder).await
+            }
+            (Method::GET | Method::POST, ["echo"]) => {
+                match request.body_mut().collect(MAX_BODY).await {
+                    Ok(body) => {
+                        let _ = responder.send(Response::new(()), body).await;
+                    }
+                    Err(_) => responder.reset(winddown::http2::h2::Reason::CANCEL),
+                }
+            }
+            (Method::GET, ["sleep", ms]) => match ms.parse::<u64>() {
+                Ok(ms) => {
+                    self.runtime.sleep(Duration::from_millis(ms)).await;
+                    let _ = responder
+                        .send(Response::new(()), format!("slept {ms} ms\n"))
+                        .await;
+                }
+                Err(_) => bad_request(responder, "usage: /sleep/<ms>\n").await,
+            },
+            (Method::GET, ["stream", n, ms]) => match (n.parse::<u64>(), ms.parse::<u64>()) {
+                (Ok(n), Ok(ms)) => self.stream(responder, n, ms).await,
+                _ => bad_request(responder, "usage: /stream/<n>/<ms>\n").await,
+            },
+            (Method::GET, ["follow", ms]) => match ms.parse::<u64>() {
+                Ok(ms) => self.follow(request, responder, ms).await,
+                Err(_) => bad_request(responder, "usage: /follow/<ms>\n").await,
+            },
+            (Method::GET, ["panic"]) => panic!("the /panic route panics on purpose"),
+            _ => {
+                let response = status(StatusCode::NOT_FOUND);
+                let _ = responder.send(response, "no such route\n").await;
+            }
+        }
+    }
+
+    /// Ignores the drain on purpose: it stands for a handler that does not
+    /// cooperate, so a deadline has something to force.
+    async fn stream(&self, responder: Responder, n: u64, ms: u64) {
+        let Ok(mut body) = responder.stream(Response::new(())) else {
+            return;
+        };
+        for i in 0..n {
+            if i > 0 {
+                self.runtime.sleep(Duration::from_millis(ms)).await;
+            }
+            if body.send(format!("chunk {i}\n")).await.is_err() {
+                return;
+            }
+        }
+        let _ = body.finish().await;
+    }
+
+    /// Cooperates: ends its stream cleanly as soon as the server drains (B9).
+    async fn follow(&self, request: Request, responder: Responder, ms: u64) {
+        let Ok(mut body) = responder.stream(Response::new(())) else {
+            return;
+        };
+        let ctx = request.context().clone();
+        let mut i = 0u64;
+        loop {
+            if body.send(format!("tick {i}\n")).await.is_err() {
+                return;
+            }
+            i += 1;
+            let tick = async {
+                self.runtime.sleep(Duration::from_millis(ms)).await;
+                false
+            };
+            let drained = async {
+                ctx.draining().await;
+                true
+            };
+            if future::or(drained, tick).await {
+                break;
+            }
+        }
+        let _ = body.send("drained\n").await;
+        let _ = body.finish().await;
+    }
+
+    /// gRPC unary echo with raw bytes: a 5-byte prefix (compressed flag,
+    /// big-endian length), then the message.
+    async fn grpc_say(&self, mut request: Request, responder: Responder) {
+        let body = match request.body_mut().collect(MAX_BODY).await {
+            Ok(body) => body,
+            Err(_) => return responder.reset(winddown::http2::h2::Reason::CANCEL),
+        };
+        let message = match grpc_message(&body) {
+            Some(message) => message,
+            None => return grpc_error(responder, 3, "malformed gRPC message").await,
+        };
+        if let Some(ms) = message
+            .strip_prefix(b"sleep:")
+            .and_then(|rest| std::str::from_utf8(rest).ok())
+            .and_then(|rest| rest.strip_suffix("ms"))
+            .and_then(|ms| ms.parse::<u64>().ok())
+        {
+            self.runtime.sleep(Duration::from_millis(ms)).await;
+        }
+        let mut reply = BytesMut::with_capacity(5 + 5 + message.len());
+        reply.put_u8(0);
+        reply.put_u32(5 + message.len() as u32);
+        reply.put_slice(b"echo:");
+        reply.put_slice(&message);
+        let Ok(mut stream) = responder.stream(grpc_head()) else {
+            return;
+        };
+        if stream.send(reply.freeze()).await.is_ok() {
+            let _ = stream.finish_with_trailers(grpc_status(0, None)).await;
+        }
+    }
+}
+
+impl<R: Runtime> Handler for Echo<R> {
+    fn call(
+        &self,
+        request: Request,
+        responder: Responder,
+    ) -> impl std::future::Future<Output = ()> + Send {
+        self.serve(request, responder)
+    }
+}
+
+fn status(code: StatusCode) -> Response<()> {
+    let mut response = Response::new(());
+    *response.status_mut() = code;
+    response
+}
+
+async fn bad_request(responder: Responder, usage: &'static str) {
+    let _ = responder.send(status(StatusCode::BAD_REQUEST), usage).await;
+}
+
+/// The message of a single uncompressed gRPC frame.
+fn grpc_message(body: &Bytes) -> Option<Bytes> {
+    let header = body.get(..5)?;
+    if header[0] != 0 {
+        return None; // compressed: not supported by this raw echo
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+    (body.len() == 5 + len).then(|| body.slice(5..))
+}
+
+fn grpc_head() -> Response<()> {
+    let mut response = Response::new(());
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
+    response
+}
+
+fn grpc_status(code: u32, message: Option<&str>) -> HeaderMap {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from(code));
+    if let Some(message) = message.and_then(|m| HeaderValue::from_str(m).ok()) {
+        trailers.insert("grpc-message", message);
+    }
+    trailers
+}
+
+async fn grpc_error(responder: Responder, code: u32, message: &str) {
+    let Ok(stream) = responder.stream(grpc_head()) else {
+        return;
+    };
+    let _ = stream
+        .finish_with_trailers(grpc_status(code, Some(message)))
+        .await;
+}
+
+/// A minimal logger for the examples: `LEVEL message` lines on stderr, at
+/// the level given by `RUST_LOG` (error, warn, info, debug; default warn).
+pub fn init_logging() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+            metadata.level() <= log::max_level()
+        }
+        fn log(&self, record: &log::Record<'_>) {
+            if self.enabled(record.metadata()) && record.target().starts_with("winddown") {
+                eprintln!("{:<5} {}", record.level(), record.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    static LOGGER: Stderr = Stderr;
+    let level = match std::env::var("RUST_LOG").as_deref() {
+        Ok("error") => log::LevelFilter::Error,
+        Ok("info") => log::LevelFilter::Info,
+        Ok("debug") | Ok("trace") => log::LevelFilter::Debug,
+        Ok("off") => log::LevelFilter::Off,
+        _ => log::LevelFilter::Warn,
+    };
+    if log::set_logger(&LOGGER).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
+/// Parses `10s`, `500ms`, `1.5s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {text:?}: expected e.g. 10s or 500ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("bad duration unit in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {text:?}: {e}"))
+}

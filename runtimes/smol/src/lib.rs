@@ -1,0 +1,251 @@
+//! [smol] adapter for [`winddown`]'s HTTP/2 server: the runtime pieces only.
+//!
+//! [`SmolRuntime`] spawns on smol's executor and sleeps on async-io's timers;
+//! [`TcpListener`] accepts connections and bridges them to the I/O traits h2
+//! uses; [`stop_on_signals`] turns SIGTERM/SIGINT into a graceful stop (and a
+//! second signal into a hard one). Everything else, the protocol, the drain
+//! and the stop, is `winddown`'s and runs the same on tokio (`winddown-tokio`
+//! has the same API shape, so switching is a one-line change).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use winddown::http2::{http, Config, Request, Responder};
+//! use winddown::Shutdown;
+//! use winddown_smol::{SmolRuntime, TcpListener};
+//!
+//! async fn hello(_: Request, responder: Responder) {
+//!     let _ = responder.send(http::Response::new(()), "hello\n").await;
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     smol::block_on(async {
+//!         let shutdown = Shutdown::new();
+//!         let listener = TcpListener::bind("127.0.0.1:8080").await?;
+//!         let server = winddown::http2::Server::new(&shutdown, SmolRuntime::global(), Config::default(), hello);
+//!         smol::spawn(server.serve(listener)).detach();
+//!
+//!         // SIGTERM/SIGINT: graceful stop, hard after 10 s or on a second signal.
+//!         let report = winddown_smol::stop_on_signals(&shutdown, Duration::from_secs(10)).await?;
+//!         println!("{report}");
+//!         Ok(())
+//!     })
+//! }
+//! ```
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_signal::{Signal, Signals};
+use futures_lite::StreamExt;
+use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
+use winddown::http2::{Listener, Runtime};
+use winddown::{Report, Shutdown};
+
+pub use winddown;
+
+/// Spawns on smol's global executor (or one you give it) and sleeps on
+/// async-io's timers.
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::Runtime;
+///
+/// let runtime = winddown_smol::SmolRuntime::global();
+/// smol::block_on(runtime.sleep(std::time::Duration::from_millis(1)));
+/// ```
+#[derive(Clone, Default)]
+pub struct SmolRuntime {
+    executor: Option<Arc<smol::Executor<'static>>>,
+}
+
+impl SmolRuntime {
+    /// Spawns on smol's global executor (`smol::spawn`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let _runtime = winddown_smol::SmolRuntime::global();
+    /// ```
+    pub fn global() -> Self {
+        Self { executor: None }
+    }
+
+    /// Spawns on `executor`; whoever runs it drives the server.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let executor = Arc::new(smol::Executor::new());
+    /// let _runtime = winddown_smol::SmolRuntime::with_executor(executor.clone());
+    /// ```
+    pub fn with_executor(executor: Arc<smol::Executor<'static>>) -> Self {
+        Self {
+            executor: Some(executor),
+        }
+    }
+}
+
+impl std::fmt::Debug for SmolRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmolRuntime")
+            .field("global", &self.executor.is_none())
+            .finish()
+    }
+}
+
+impl Runtime for SmolRuntime {
+    type Sleep = Sleep;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        match &self.executor {
+            Some(executor) => executor.spawn(task).detach(),
+            None => smol::spawn(task).detach(),
+        }
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep(smol::Timer::after(duration))
+    }
+}
+
+/// The future of [`SmolRuntime::sleep`]: an async-io timer.
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::Runtime;
+/// let sleep: winddown_smol::Sleep = winddown_smol::SmolRuntime::global().sleep(std::time::Duration::ZERO);
+/// smol::block_on(sleep);
+/// ```
+#[derive(Debug)]
+pub struct Sleep(smol::Timer);
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+/// A TCP listener for the server. Dropping it closes the socket, so new
+/// connects are refused as soon as the accept loop lets go of it (B1).
+///
+/// # Example
+///
+/// ```
+/// smol::block_on(async {
+///     let listener = winddown_smol::TcpListener::bind("127.0.0.1:0").await?;
+///     println!("listening on {}", listener.local_addr()?);
+///     std::io::Result::Ok(())
+/// }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: smol::net::TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = winddown_smol::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// # let _ = listener; });
+    /// ```
+    pub async fn bind(addr: impl smol::net::AsyncToSocketAddrs) -> io::Result<Self> {
+        Ok(Self {
+            inner: smol::net::TcpListener::bind(addr).await?,
+        })
+    }
+
+    /// Wraps a listener that is already bound (e.g. one inherited from a
+    /// parent process).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let listener = winddown_smol::TcpListener::from_std(std_listener).unwrap();
+    /// # let _ = listener;
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        Ok(Self {
+            inner: smol::net::TcpListener::try_from(listener)?,
+        })
+    }
+
+    /// The address it is bound to.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = winddown_smol::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// assert_ne!(listener.local_addr().unwrap().port(), 0);
+    /// # });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Listener for TcpListener {
+    type Io = Compat<smol::net::TcpStream>;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, peer) = self.inner.accept().await?;
+        // Small frames (GOAWAY, PING ACK) should not wait for Nagle.
+        stream.set_nodelay(true)?;
+        Ok((stream.compat(), Some(peer)))
+    }
+}
+
+/// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
+/// and a hard stop at once on a second signal. Returns the stop's report.
+///
+/// # Example
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let shutdown = winddown::Shutdown::new();
+/// let report = winddown_smol::stop_on_signals(&shutdown, std::time::Duration::from_secs(10)).await?;
+/// println!("{report}");
+/// # std::io::Result::Ok(()) });
+/// ```
+pub async fn stop_on_signals(shutdown: &Shutdown, grace: Duration) -> io::Result<Report> {
+    let mut signals = Signals::new([Signal::Term, Signal::Int])?;
+    let (sender, receiver) = smol::channel::unbounded();
+    smol::spawn(async move {
+        while let Some(Ok(signal)) = signals.next().await {
+            if sender.send(signal).await.is_err() {
+                break;
+            }
+        }
+    })
+    .detach();
+    let next_signal = move || {
+        let receiver = receiver.clone();
+        async move {
+            // A closed channel (no more signals possible) never completes.
+            match receiver.recv().await {
+                Ok(_) => {}
+                Err(_) => std::future::pending().await,
+            }
+        }
+    };
+    Ok(shutdown
+        .stop_on_signals(next_signal, || SmolRuntime::global().sleep(grace))
+        .await)
+}
