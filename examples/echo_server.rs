@@ -109,7 +109,6 @@ fn run_smol(options: Options) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        announce(addr);
         let runtime = SmolRuntime::global();
         let server = Server::new(
             &shutdown,
@@ -118,9 +117,11 @@ fn run_smol(options: Options) -> Result<(), String> {
             echo::Echo::new(runtime),
         );
         smol::spawn(server.serve(listener)).detach();
-        let report = winddown_smol::stop_on_signals(&shutdown, options.grace)
-            .await
+        // Handlers first, then the announcement: a driver may signal at once.
+        let stopped = winddown_smol::stop_on_signals(&shutdown, options.grace)
             .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        announce(addr);
+        let report = stopped.await;
         println!("{report}");
         Ok(())
     })

@@ -27,7 +27,7 @@
 //!         smol::spawn(server.serve(listener)).detach();
 //!
 //!         // SIGTERM/SIGINT: graceful stop, hard after 10 s or on a second signal.
-//!         let report = winddown_smol::stop_on_signals(&shutdown, Duration::from_secs(10)).await?;
+//!         let report = winddown_smol::stop_on_signals(&shutdown, Duration::from_secs(10))?.await;
 //!         println!("{report}");
 //!         Ok(())
 //!     })
@@ -213,18 +213,27 @@ impl Listener for TcpListener {
 }
 
 /// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
-/// and a hard stop at once on a second signal. Returns the stop's report.
+/// and a hard stop at once on a second signal. The returned future resolves
+/// to the stop's report.
+///
+/// The signal handlers are installed by this call, before the future first
+/// runs, so a signal that arrives right after (say, once the server has
+/// announced its address) is never lost to the default action.
 ///
 /// # Example
 ///
 /// ```no_run
 /// # smol::block_on(async {
 /// let shutdown = winddown::Shutdown::new();
-/// let report = winddown_smol::stop_on_signals(&shutdown, std::time::Duration::from_secs(10)).await?;
-/// println!("{report}");
+/// let stopped = winddown_smol::stop_on_signals(&shutdown, std::time::Duration::from_secs(10))?;
+/// println!("ready"); // handlers are in place from here on
+/// println!("{}", stopped.await);
 /// # std::io::Result::Ok(()) });
 /// ```
-pub async fn stop_on_signals(shutdown: &Shutdown, grace: Duration) -> io::Result<Report> {
+pub fn stop_on_signals(
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> io::Result<impl Future<Output = Report> + Send + 'static> {
     let mut signals = Signals::new([Signal::Term, Signal::Int])?;
     let (sender, receiver) = smol::channel::unbounded();
     smol::spawn(async move {
@@ -245,7 +254,10 @@ pub async fn stop_on_signals(shutdown: &Shutdown, grace: Duration) -> io::Result
             }
         }
     };
-    Ok(shutdown
-        .stop_on_signals(next_signal, || SmolRuntime::global().sleep(grace))
-        .await)
+    let shutdown = shutdown.clone();
+    Ok(async move {
+        shutdown
+            .stop_on_signals(next_signal, || SmolRuntime::global().sleep(grace))
+            .await
+    })
 }
