@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Interop check of examples/echo_server against real HTTP/2 peers (curl, nghttp):
+# Interop check of examples/echo_server against real HTTP/2 peers (curl, nghttp,
+# Python grpcio):
 #   1. curl h2c POST /echo returns exactly the body it sent, over HTTP/2;
 #   2. SIGTERM during an nghttp request: GOAWAY(2^31-1) + PING, GOAWAY(last=stream),
-#      then the in-flight response completes; nghttp and the server exit 0.
+#      then the in-flight response completes; nghttp and the server exit 0;
+#   3. grpcio (.ci/grpc_echo_client.py, in the venv target/ci-venv): a unary call
+#      echoes; SIGTERM while 5 calls are in flight: all complete OK, the server
+#      exits 0 with a graceful report; then a new call on the same channel fails
+#      with UNAVAILABLE only.
 # Prints PASS/FAIL per check and a final `interop: N passed, N failed` line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKS=2 passed=0 failed=0
+CHECKS=3 passed=0 failed=0
 tmp=$(mktemp -d)
-server_pid='' client_pid=''
+server_pid='' client_pid='' ctl_fd=''
 cleanup() {
+  [[ -z $ctl_fd ]] || exec {ctl_fd}>&- || true
   [[ -z $server_pid ]] || kill -KILL "$server_pid" 2>/dev/null || true
   [[ -z $client_pid ]] || kill -TERM "$client_pid" 2>/dev/null || true # `timeout` passes it on
   rm -rf "$tmp"
@@ -48,6 +54,33 @@ if ! command -v nghttp >/dev/null || ! command -v curl >/dev/null; then
   { apt-get update -qq && apt-get install -y -qq nghttp2-client curl; } >"$tmp/apt.log" 2>&1 ||
     { cat "$tmp/apt.log" >&2; die "apt-get install nghttp2-client curl failed"; }
   command -v nghttp >/dev/null && command -v curl >/dev/null || die "nghttp/curl still missing after install"
+fi
+
+# --- Python grpcio in a venv of its own, made once and reused; never skipped.
+GRPCIO_VERSION=1.85.1 # has manylinux wheels for CPython 3.9-3.14 on x86_64
+VENV=target/ci-venv
+PY=$VENV/bin/python
+grpcio_ok() { [[ -x $PY ]] && "$PY" -c "import grpc, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null; }
+apt_install() { # Debian packages, as root; dies with the reason otherwise
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
+    die "$* needed but cannot be installed (not root or no apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq "$@"; } >"$tmp/apt.log" 2>&1 ||
+    { cat "$tmp/apt.log" >&2; die "apt-get install $* failed"; }
+}
+if ! grpcio_ok; then
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  if ! python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1; then
+    # Debian's python3 ships venv without ensurepip: that is python3-venv.
+    grep -qiE 'ensurepip|python3(\.[0-9]+)?-venv' "$tmp/venv.log" || { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed"; }
+    apt_install python3-venv
+    python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1 ||
+      { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed even with python3-venv installed"; }
+  fi
+  # --only-binary: a wheel or a clear failure, never a long source build.
+  "$PY" -m pip install -q --disable-pip-version-check --only-binary=:all: "grpcio==$GRPCIO_VERSION" \
+    >"$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log" >&2; die "pip install grpcio==$GRPCIO_VERSION into $VENV failed"; }
+  grpcio_ok || die "grpcio $GRPCIO_VERSION not importable from $PY after pip install"
 fi
 
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"
@@ -140,7 +173,62 @@ check_graceful_drain() {
     { why "report lacks 'completed 1' / 'connections: drained 1'" "${files[@]}"; return 1; }
 }
 
-for check in check_curl_echo check_graceful_drain; do
+# The client drives the sequence and prints one line per step; the shell only
+# sends SIGTERM once the client says `in-flight`, and `go` (on the client's
+# stdin, a FIFO) once the server has exited, for call (c).
+check_grpcio_drain() {
+  start_server s3 || return 1
+  local log=$tmp/grpc.log srv=$tmp/s3.out files=("$tmp/grpc.log" "$tmp/s3.out" "$tmp/s3.err")
+  mkfifo "$tmp/grpc.ctl"
+  exec {ctl_fd}<>"$tmp/grpc.ctl" # read-write: opening never blocks, and the client reads EOF if we die
+  timeout 60 "$PY" .ci/grpc_echo_client.py "127.0.0.1:$port" <"$tmp/grpc.ctl" >"$log" 2>&1 {ctl_fd}>&- &
+  client_pid=$!
+  local ready=''
+  for _ in $(seq 400); do # up to ~20 s: interpreter start, import, connect, (a), barrier
+    grep -qx 'in-flight' "$log" && ready=1 && break
+    kill -0 "$client_pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if [[ -z $ready ]]; then
+    stop_server
+    kill -TERM "$client_pid" 2>/dev/null || true
+    wait_pid "$client_pid" 5 >/dev/null || true
+    client_pid=''
+    why "grpcio client did not report 'in-flight' within 20 s" "${files[@]}"
+    return 1
+  fi
+  kill -TERM "$server_pid"
+
+  local client_rc=0 server_rc=0
+  wait_pid "$server_pid" 20 || server_rc=$?
+  if ((server_rc == 124)); then
+    kill -KILL "$server_pid" 2>/dev/null || true
+    echo 'server-still-running' >&"$ctl_fd"
+  else
+    echo go >&"$ctl_fd" # nothing listens any more: call (c)
+  fi
+  server_pid=''
+  wait_pid "$client_pid" 40 || client_rc=$?
+  client_pid=''
+  exec {ctl_fd}>&-
+  ctl_fd=''
+  grep -E '^(ok|info) ' "$log" | sed 's/^/  /'
+  ((client_rc == 0)) || { why "grpcio client exited $client_rc (124: timeout)" "${files[@]}"; return 1; }
+  ((server_rc == 0)) || { why "server exited $server_rc (124: did not exit in 20 s)" "${files[@]}"; return 1; }
+
+  local report completed
+  report=$(tail -n 1 "$srv")
+  echo "  report: $report"
+  [[ $report == "shutdown: graceful"* ]] || { why "last stdout line is not a graceful shutdown report" "${files[@]}"; return 1; }
+  completed=$(sed -n 's/.*streams: completed \([0-9]*\),.*/\1/p' <<<"$report")
+  # (a) + 5 in flight + the client's barrier call = 7; at least 6 are required.
+  [[ -n $completed ]] && ((completed >= 6)) ||
+    { why "report shows 'completed ${completed:-?}', expected at least 6" "${files[@]}"; return 1; }
+  grep -qE 'refused 0\b' <<<"$report" && grep -qE 'connections: drained 1\b' <<<"$report" ||
+    { why "report lacks 'refused 0' / 'connections: drained 1'" "${files[@]}"; return 1; }
+}
+
+for check in check_curl_echo check_graceful_drain check_grpcio_drain; do
   if "$check"; then
     echo "PASS $check"; passed=$((passed + 1))
   else

@@ -7,9 +7,12 @@
 //! the clients' side of the story (which must agree with the server's).
 //!
 //! ```sh
-//! cargo run --release --example demo            # smol
+//! cargo run --release --example demo                     # smol
+//! cargo run --release --example demo -- --runtime tokio  # tokio
 //! ```
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,11 +20,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use tokio_util::compat::FuturesAsyncReadCompatExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use winddown::http2::bytes::Bytes;
-use winddown::http2::{h2, http, Config, Runtime, Server};
-use winddown::Shutdown;
-use winddown_smol::{SmolRuntime, TcpListener};
+use winddown::http2::{h2, http, Config, Listener, Runtime, Server};
+use winddown::{Shutdown, WaitGroup};
 
 #[path = "support/echo.rs"]
 mod echo;
@@ -78,20 +80,22 @@ impl Timeline {
 
 type Client = h2::client::SendRequest<Bytes>;
 
-async fn connect(addr: SocketAddr) -> Result<Client, String> {
-    let tcp = smol::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| e.to_string())?;
-    // HEADERS and DATA go out as separate writes: without this, Nagle and the
-    // peer's delayed ACK add ~40 ms to every request.
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (client, connection) = h2::client::handshake(tcp.compat())
-        .await
-        .map_err(|e| e.to_string())?;
-    smol::spawn(async move {
+/// What the demo needs from a runtime besides [`Runtime`]: a client socket.
+trait Connect: Clone + Send + Sync + 'static {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Io>> + Send;
+}
+
+async fn connect<R: Runtime, C: Connect>(
+    runtime: &R,
+    connector: &C,
+    addr: SocketAddr,
+) -> Result<Client, String> {
+    let io = connector.connect(addr).await.map_err(|e| e.to_string())?;
+    let (client, connection) = h2::client::handshake(io).await.map_err(|e| e.to_string())?;
+    runtime.spawn(async move {
         let _ = connection.await;
-    })
-    .detach();
+    });
     Ok(client)
 }
 
@@ -145,8 +149,10 @@ async fn request(client: &Client, method: &str, path: &str, body: Bytes) -> Outc
 /// A worker: requests back to back until its connection goes away.
 async fn worker(client: Client, id: usize, tally: Arc<ClientTally>, timeline: Timeline) {
     let payload = Bytes::from(vec![b'x'; 1024]);
-    for n in 0usize.. {
-        let slow = (n + id) % 64 == 0;
+    // One worker per connection keeps a slow request in flight; the others
+    // echo back to back.
+    let slow = id % WORKERS_PER_CONNECTION == 0;
+    loop {
         let outcome = if slow {
             request(&client, "GET", "/sleep/300", Bytes::new()).await
         } else {
@@ -183,18 +189,21 @@ async fn worker(client: Client, id: usize, tally: Arc<ClientTally>, timeline: Ti
 
 fn main() -> ExitCode {
     echo::init_logging();
-    match std::env::args().nth(1).as_deref() {
-        None | Some("--runtime")
-            if std::env::args().nth(2).as_deref().unwrap_or("smol") == "smol" => {}
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = match args.as_slice() {
+        [] => "smol",
+        [flag, runtime] if flag == "--runtime" => runtime.as_str(),
+        _ => "",
+    };
+    let outcome = match runtime {
+        "smol" => smol_main(),
+        "tokio" => tokio_main(),
         _ => {
-            eprintln!("usage: demo [--runtime smol] (the tokio adapter is still to come)");
+            eprintln!("usage: demo [--runtime smol|tokio]");
             return ExitCode::from(2);
         }
-    }
-    if std::env::var_os("SMOL_THREADS").is_none() {
-        std::env::set_var("SMOL_THREADS", "2");
-    }
-    match smol::block_on(run()) {
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -204,47 +213,108 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run() -> Result<bool, String> {
+fn smol_main() -> Result<bool, String> {
+    use winddown_smol as rt;
+
+    #[derive(Clone)]
+    struct SmolConnect;
+    impl Connect for SmolConnect {
+        type Io = tokio_util::compat::Compat<smol::net::TcpStream>;
+        async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
+            use tokio_util::compat::FuturesAsyncReadCompatExt;
+            let tcp = smol::net::TcpStream::connect(addr).await?;
+            // HEADERS and DATA go out as separate writes: without this, Nagle
+            // and the peer's delayed ACK add ~40 ms to every request.
+            tcp.set_nodelay(true)?;
+            Ok(tcp.compat())
+        }
+    }
+
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        std::env::set_var("SMOL_THREADS", "2");
+    }
+    smol::block_on(async {
+        let listener = rt::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        run(rt::runtime(), SmolConnect, listener, addr).await
+    })
+}
+
+fn tokio_main() -> Result<bool, String> {
+    use winddown_tokio as rt;
+
+    #[derive(Clone)]
+    struct TokioConnect;
+    impl Connect for TokioConnect {
+        type Io = tokio::net::TcpStream;
+        async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok(tcp)
+        }
+    }
+
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    tokio.block_on(async {
+        let listener = rt::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        run(rt::runtime(), TokioConnect, listener, addr).await
+    })
+}
+
+/// The demo itself, the same on every runtime.
+async fn run<R: Runtime, C: Connect, L: Listener>(
+    runtime: R,
+    connector: C,
+    listener: L,
+    addr: SocketAddr,
+) -> Result<bool, String> {
     let timeline = Timeline::new();
     let shutdown = Shutdown::new();
-    let runtime = SmolRuntime::global();
     let config = Config::default().ping_ack_timeout(Duration::from_secs(1));
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = Server::new(
         &shutdown,
         runtime.clone(),
         config,
         echo::Echo::new(runtime.clone()),
     );
-    smol::spawn(server.serve(listener)).detach();
+    runtime.spawn(server.serve(listener));
     timeline.note(format!("server listening on {addr}"));
 
+    // The clients' tasks, tracked with winddown's own wait group.
+    let clients = WaitGroup::new();
     let tally = Arc::new(ClientTally::default());
-    let mut clients = Vec::new();
     for c in 0..ECHO_CONNECTIONS {
-        let client = connect(addr).await?;
+        let client = connect(&runtime, &connector, addr).await?;
         for w in 0..WORKERS_PER_CONNECTION {
             let id = c * WORKERS_PER_CONNECTION + w;
-            clients.push(smol::spawn(worker(
-                client.clone(),
-                id,
-                tally.clone(),
-                timeline.clone(),
-            )));
+            let task = worker(client.clone(), id, tally.clone(), timeline.clone());
+            let guard = clients.add();
+            runtime.spawn(async move {
+                task.await;
+                drop(guard);
+            });
         }
     }
     timeline.note(format!(
-        "load: {ECHO_CONNECTIONS} connections x {WORKERS_PER_CONNECTION} workers (1 KiB echoes, every 64th a 300 ms request)"
+        "load: {ECHO_CONNECTIONS} connections, each with {} workers echoing 1 KiB back to back and 1 making 300 ms requests",
+        WORKERS_PER_CONNECTION - 1
     ));
 
     // A cooperative long stream: ends itself when the server drains (B9).
-    let follow = {
-        let client = connect(addr).await?;
+    {
+        let client = connect(&runtime, &connector, addr).await?;
         let timeline = timeline.clone();
-        smol::spawn(async move {
+        let guard = clients.add();
+        runtime.spawn(async move {
             if let Outcome::Complete(body) =
                 request(&client, "GET", "/follow/50", Bytes::new()).await
             {
@@ -256,14 +326,16 @@ async fn run() -> Result<bool, String> {
                     "/follow/50 ended cleanly on drain after {ticks} ticks"
                 ));
             }
-        })
-    };
+            drop(guard);
+        });
+    }
     // An uncooperative one: 40 chunks every 50 ms (2 s), ignores the drain,
     // so the deadline has something to force.
-    let stream = {
-        let client = connect(addr).await?;
+    {
+        let client = connect(&runtime, &connector, addr).await?;
         let timeline = timeline.clone();
-        smol::spawn(async move {
+        let guard = clients.add();
+        runtime.spawn(async move {
             match request(&client, "GET", "/stream/40/50", Bytes::new()).await {
                 Outcome::Complete(_) => timeline.note("/stream/40/50 completed"),
                 Outcome::Reset(reason) => timeline.note(format!(
@@ -274,46 +346,39 @@ async fn run() -> Result<bool, String> {
                 )),
                 Outcome::NotStarted => timeline.note("/stream/40/50 never started"),
             }
-        })
-    };
+            drop(guard);
+        });
+    }
 
     runtime.sleep(LOAD_BEFORE_STOP).await;
     timeline.note(format!(
         "graceful stop begins (deadline {} ms): listener closes, every connection gets GOAWAY + PING",
         DEADLINE.as_millis()
     ));
-    let stop = {
-        let shutdown = shutdown.clone();
-        let timeline = timeline.clone();
-        let runtime = runtime.clone();
-        smol::spawn(async move {
-            let report = shutdown
-                .graceful_stop_with_deadline(runtime.sleep(DEADLINE))
-                .await;
-            timeline.note("stop returned");
-            report
-        })
+    let stop = async {
+        let report = shutdown
+            .graceful_stop_with_deadline(runtime.sleep(DEADLINE))
+            .await;
+        timeline.note("stop returned");
+        report
     };
     // B1: the listener is closed first; a new connect is refused.
-    shutdown.drain_token().wait().await;
-    match smol::net::TcpStream::connect(addr).await {
-        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            tally.reconnects_refused.fetch_add(1, Ordering::Relaxed);
-            timeline.note("a new connect during the drain is refused (listener closed first)");
+    let reconnect = async {
+        shutdown.drain_token().wait().await;
+        match connector.connect(addr).await {
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tally.reconnects_refused.fetch_add(1, Ordering::Relaxed);
+                timeline.note("a new connect during the drain is refused (listener closed first)");
+            }
+            Err(e) => timeline.note(format!("a new connect during the drain failed: {e}")),
+            Ok(_) => timeline.note("a new connect during the drain was accepted (unexpected)"),
         }
-        Err(e) => timeline.note(format!("a new connect during the drain failed: {e}")),
-        Ok(_) => timeline.note("a new connect during the drain was accepted (unexpected)"),
-    }
-
-    let report = stop.await;
+    };
+    let (report, ()) = future::zip(stop, reconnect).await;
     let bound = runtime.sleep(Duration::from_secs(5));
     let clients_done = future::or(
         async {
-            for client in clients {
-                client.await;
-            }
-            follow.await;
-            stream.await;
+            clients.wait().await;
             true
         },
         async {
@@ -322,7 +387,6 @@ async fn run() -> Result<bool, String> {
         },
     )
     .await;
-
     println!("timeline (ms since start):");
     timeline.print();
     println!("\nthe server's report:\n{report:#}");

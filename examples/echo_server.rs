@@ -11,13 +11,14 @@
 //! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
 //! for more.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use winddown::http2::{Config, Server};
-use winddown::Shutdown;
+use winddown::http2::{Config, Listener, Runtime, Server};
+use winddown::{Report, Shutdown};
 
 #[path = "support/echo.rs"]
 mod echo;
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
     };
     let served = match options.runtime.as_str() {
         "smol" => run_smol(options),
-        "tokio" => Err("--runtime tokio is not available yet: the tokio adapter (winddown-tokio) is still to come; use --runtime smol".to_string()),
+        "tokio" => run_tokio(options),
         other => Err(format!("unknown runtime {other:?}: use smol or tokio")),
     };
     match served {
@@ -98,33 +99,62 @@ fn main() -> ExitCode {
 }
 
 fn run_smol(options: Options) -> Result<(), String> {
-    use winddown_smol::{SmolRuntime, TcpListener};
+    use winddown_smol as rt;
     if std::env::var_os("SMOL_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
     smol::block_on(async {
-        let shutdown = Shutdown::new();
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let listener = rt::TcpListener::bind(options.listen).await;
+        let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let runtime = SmolRuntime::global();
-        let server = Server::new(
-            &shutdown,
-            runtime.clone(),
-            options.config,
-            echo::Echo::new(runtime),
-        );
-        smol::spawn(server.serve(listener)).detach();
-        // Handlers first, then the announcement: a driver may signal at once.
-        let stopped = winddown_smol::stop_on_signals(&shutdown, options.grace)
-            .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-        announce(addr);
-        let report = stopped.await;
-        println!("{report}");
-        Ok(())
+        serve(rt::runtime(), listener, addr, rt::stop_on_signals, options).await
     })
+}
+
+fn run_tokio(options: Options) -> Result<(), String> {
+    use winddown_tokio as rt;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    tokio.block_on(async {
+        let listener = rt::TcpListener::bind(options.listen).await;
+        let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        serve(rt::runtime(), listener, addr, rt::stop_on_signals, options).await
+    })
+}
+
+/// Everything after binding, the same on every runtime.
+async fn serve<R, L, S, F>(
+    runtime: R,
+    listener: L,
+    addr: SocketAddr,
+    stop_on_signals: S,
+    options: Options,
+) -> Result<(), String>
+where
+    R: Runtime,
+    L: Listener,
+    S: FnOnce(&Shutdown, Duration) -> std::io::Result<F>,
+    F: Future<Output = Report>,
+{
+    let shutdown = Shutdown::new();
+    let server = Server::new(
+        &shutdown,
+        runtime.clone(),
+        options.config,
+        echo::Echo::new(runtime.clone()),
+    );
+    runtime.spawn(server.serve(listener));
+    // Handlers first, then the announcement: a driver may signal at once.
+    let stopped = stop_on_signals(&shutdown, options.grace)
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    announce(addr);
+    let report = stopped.await;
+    println!("{report}");
+    Ok(())
 }
 
 fn announce(addr: SocketAddr) {

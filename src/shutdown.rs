@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use futures_lite::future;
+use futures_lite::{future, Stream, StreamExt};
 
 use crate::report::{ConnectionCounts, Held, HeldConnection, Outcome, Phase};
 use crate::sync::{lock, Arc, AtomicU64, Mutex, Ordering};
@@ -64,7 +64,7 @@ use crate::{
 /// # Example
 ///
 /// ```
-/// use futures_lite::future;
+/// use futures_lite::{future, Stream, StreamExt};
 /// use winddown::Shutdown;
 ///
 /// let shutdown = Shutdown::new();
@@ -398,34 +398,35 @@ impl Shutdown {
     /// second signal arrives or the grace period (created when the first
     /// signal arrives) runs out.
     ///
-    /// `next_signal` returns a future for the next signal (SIGTERM or SIGINT in
-    /// the runtime adapters); `grace` makes the grace timer.
+    /// `signals` yields an item per signal (SIGTERM or SIGINT in the runtime
+    /// adapters); if it ends, no further signal can come. `grace` makes the
+    /// grace timer.
     ///
     /// # Example
     ///
     /// ```
-    /// use futures_lite::future;
+    /// use futures_lite::{future, stream};
     /// use winddown::{ForceReason, Outcome, Shutdown};
     ///
     /// let shutdown = Shutdown::new();
     /// let _stuck = shutdown.handler();
     /// // Two "signals" arrive at once; the grace period never ends.
-    /// let report = future::block_on(shutdown.stop_on_signals(|| async {}, future::pending));
+    /// let signals = stream::iter([(), ()]);
+    /// let report = future::block_on(shutdown.stop_on_signals(signals, future::pending));
     /// assert_eq!(report.outcome, Outcome::Forced(ForceReason::Requested));
     /// ```
-    pub async fn stop_on_signals<S, G>(
-        &self,
-        mut next_signal: impl FnMut() -> S,
-        grace: impl FnOnce() -> G,
-    ) -> Report
+    pub async fn stop_on_signals<S, G>(&self, mut signals: S, grace: impl FnOnce() -> G) -> Report
     where
-        S: Future<Output = ()>,
+        S: Stream + Unpin,
         G: Future<Output = ()>,
     {
-        next_signal().await;
-        let second = next_signal();
+        if signals.next().await.is_none() {
+            future::pending::<()>().await;
+        }
         let second = async {
-            second.await;
+            if signals.next().await.is_none() {
+                future::pending::<()>().await;
+            }
             // Recorded first, so the report says "requested", not "deadline".
             self.core.escalate(ForceReason::Requested);
         };
@@ -461,7 +462,7 @@ impl Shutdown {
     /// # Example
     ///
     /// ```
-    /// use futures_lite::future;
+    /// use futures_lite::{future, Stream, StreamExt};
     ///
     /// let shutdown = winddown::Shutdown::new();
     /// let stopper = shutdown.clone();

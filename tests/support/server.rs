@@ -17,6 +17,20 @@ pub mod echo;
 #[derive(Clone, Copy, Debug)]
 pub enum Rt {
     Smol,
+    Tokio,
+}
+
+/// One multi-threaded tokio runtime shared by the tokio tests (like smol's
+/// global executor for the smol ones).
+pub fn tokio_runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+    })
 }
 
 /// Short bounds, so each scenario that waits on one finishes quickly.
@@ -73,6 +87,18 @@ impl TestServer {
                 smol::spawn(server.serve(listener)).detach();
                 addr
             }
+            Rt::Tokio => {
+                let tokio = tokio_runtime();
+                let listener = tokio
+                    .block_on(winddown_tokio::TcpListener::bind("127.0.0.1:0"))
+                    .expect("bind a loopback port");
+                let addr = listener.local_addr().expect("local address");
+                let runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());
+                let server =
+                    Server::new(&shutdown, runtime.clone(), config, echo::Echo::new(runtime));
+                tokio.spawn(server.serve(listener));
+                addr
+            }
         };
         Self { addr, shutdown, rt }
     }
@@ -97,6 +123,12 @@ impl TestServer {
                 let timer = winddown_smol::SmolRuntime::global().sleep(deadline);
                 smol::block_on(shutdown.graceful_stop_with_deadline(timer))
             }
+            Rt::Tokio => {
+                let tokio = tokio_runtime();
+                let timer = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone())
+                    .sleep(deadline);
+                tokio.block_on(shutdown.graceful_stop_with_deadline(timer))
+            }
         })
     }
 
@@ -104,17 +136,22 @@ impl TestServer {
     pub fn stop(&self) -> Stopping {
         self.in_background(|shutdown, rt| match rt {
             Rt::Smol => smol::block_on(shutdown.stop()),
+            Rt::Tokio => tokio_runtime().block_on(shutdown.stop()),
         })
     }
 }
 
-/// Instantiates each listed behaviour test once per runtime:
-/// `mod smol { #[test] fn name() { super::name(Rt::Smol) } }`.
+/// Instantiates each listed behaviour test once per runtime, from one
+/// source, so a behaviour cannot differ between runtimes without a red test:
+/// `mod smol { #[test] fn name() { super::name(Rt::Smol) } }`, and `mod tokio`.
 #[macro_export]
 macro_rules! on_every_runtime {
     ($($name:ident),* $(,)?) => {
         mod smol {
             $(#[test] fn $name() { super::$name($crate::server::Rt::Smol) })*
+        }
+        mod tokio {
+            $(#[test] fn $name() { super::$name($crate::server::Rt::Tokio) })*
         }
     };
 }

@@ -44,7 +44,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
-use futures_lite::StreamExt;
 use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use winddown::http2::{Listener, Runtime};
 use winddown::{Report, Shutdown};
@@ -234,30 +233,25 @@ pub fn stop_on_signals(
     shutdown: &Shutdown,
     grace: Duration,
 ) -> io::Result<impl Future<Output = Report> + Send + 'static> {
-    let mut signals = Signals::new([Signal::Term, Signal::Int])?;
-    let (sender, receiver) = smol::channel::unbounded();
-    smol::spawn(async move {
-        while let Some(Ok(signal)) = signals.next().await {
-            if sender.send(signal).await.is_err() {
-                break;
-            }
-        }
-    })
-    .detach();
-    let next_signal = move || {
-        let receiver = receiver.clone();
-        async move {
-            // A closed channel (no more signals possible) never completes.
-            match receiver.recv().await {
-                Ok(_) => {}
-                Err(_) => std::future::pending().await,
-            }
-        }
-    };
+    let signals = Signals::new([Signal::Term, Signal::Int])?;
     let shutdown = shutdown.clone();
     Ok(async move {
         shutdown
-            .stop_on_signals(next_signal, || SmolRuntime::global().sleep(grace))
+            .stop_on_signals(signals, || runtime().sleep(grace))
             .await
     })
+}
+
+/// The runtime, by the same name in every adapter: switching between
+/// `winddown_smol` and `winddown_tokio` is a one-line change
+/// (`use winddown_smol as rt;`).
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::Runtime;
+/// smol::block_on(winddown_smol::runtime().sleep(std::time::Duration::ZERO));
+/// ```
+pub fn runtime() -> SmolRuntime {
+    SmolRuntime::global()
 }

@@ -1,0 +1,252 @@
+//! [tokio] adapter for [`winddown`]'s HTTP/2 server: the runtime pieces only.
+//!
+//! [`TokioRuntime`] spawns on a tokio runtime and sleeps on its timers;
+//! [`TcpListener`] accepts connections; [`stop_on_signals`] turns
+//! SIGTERM/SIGINT into a graceful stop (and a second signal into a hard one).
+//! The protocol, the drain and the stop are `winddown`'s, shared with
+//! `winddown-smol`, which has the same API: `use winddown_tokio as rt;` or
+//! `use winddown_smol as rt;` is the only line that changes.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use winddown::http2::{http, Config, Request, Responder, Server};
+//! use winddown::Shutdown;
+//! use winddown_tokio as rt;
+//!
+//! async fn hello(_: Request, responder: Responder) {
+//!     let _ = responder.send(http::Response::new(()), "hello\n").await;
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let shutdown = Shutdown::new();
+//!     let listener = rt::TcpListener::bind("127.0.0.1:8080").await?;
+//!     let server = Server::new(&shutdown, rt::runtime(), Config::default(), hello);
+//!     tokio::spawn(server.serve(listener));
+//!     // SIGTERM/SIGINT: graceful stop, hard after 10 s or on a second signal.
+//!     let report = rt::stop_on_signals(&shutdown, Duration::from_secs(10))?.await;
+//!     println!("{report}");
+//!     Ok(())
+//! }
+//! ```
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::signal::unix::{signal, SignalKind};
+use winddown::http2::{Listener, Runtime};
+use winddown::{Report, Shutdown};
+
+pub use winddown;
+
+/// Spawns on a tokio runtime (the one current where it was created, or one
+/// you name) and sleeps on its timers.
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::Runtime;
+///
+/// let tokio = tokio::runtime::Runtime::new().unwrap();
+/// let runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());
+/// tokio.block_on(runtime.sleep(std::time::Duration::from_millis(1)));
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokioRuntime {
+    handle: Handle,
+}
+
+impl TokioRuntime {
+    /// The runtime this is called from.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime, like `tokio::spawn`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let _runtime = winddown_tokio::TokioRuntime::current();
+    /// # }
+    /// ```
+    pub fn current() -> Self {
+        Self {
+            handle: Handle::current(),
+        }
+    }
+
+    /// A runtime given by its handle.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let tokio = tokio::runtime::Runtime::new().unwrap();
+    /// let _runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());
+    /// ```
+    pub fn with_handle(handle: Handle) -> Self {
+        Self { handle }
+    }
+}
+
+impl Runtime for TokioRuntime {
+    type Sleep = tokio::time::Sleep;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        drop(self.handle.spawn(task));
+    }
+
+    fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
+        // Entering the runtime lets the timer be created from any thread.
+        let _entered = self.handle.enter();
+        tokio::time::sleep(duration)
+    }
+}
+
+/// A TCP listener for the server. Dropping it closes the socket, so new
+/// connects are refused as soon as the accept loop lets go of it (B1).
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let listener = winddown_tokio::TcpListener::bind("127.0.0.1:0").await?;
+/// println!("listening on {}", listener.local_addr()?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    inner: tokio::net::TcpListener,
+}
+
+impl TcpListener {
+    /// Binds to `addr`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let listener = winddown_tokio::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// # let _ = listener; }
+    /// ```
+    pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<Self> {
+        Ok(Self {
+            inner: tokio::net::TcpListener::bind(addr).await?,
+        })
+    }
+
+    /// Wraps a listener that is already bound (e.g. one inherited from a
+    /// parent process). Must be called inside a tokio runtime.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let listener = winddown_tokio::TcpListener::from_std(std_listener).unwrap();
+    /// # let _ = listener; }
+    /// ```
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        Ok(Self {
+            inner: tokio::net::TcpListener::from_std(listener)?,
+        })
+    }
+
+    /// The address it is bound to.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let listener = winddown_tokio::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// assert_ne!(listener.local_addr().unwrap().port(), 0);
+    /// # }
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl Listener for TcpListener {
+    type Io = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, peer) = self.inner.accept().await?;
+        // Small frames (GOAWAY, PING ACK) should not wait for Nagle.
+        stream.set_nodelay(true)?;
+        Ok((stream, Some(peer)))
+    }
+}
+
+/// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
+/// and a hard stop at once on a second signal. The returned future resolves
+/// to the stop's report.
+///
+/// The signal handlers are installed by this call (inside a tokio runtime),
+/// before the future first runs, so a signal that arrives right after is
+/// never lost to the default action.
+///
+/// # Example
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let shutdown = winddown::Shutdown::new();
+/// let stopped = winddown_tokio::stop_on_signals(&shutdown, std::time::Duration::from_secs(10))?;
+/// println!("ready"); // handlers are in place from here on
+/// println!("{}", stopped.await);
+/// # Ok(()) }
+/// ```
+pub fn stop_on_signals(
+    shutdown: &Shutdown,
+    grace: Duration,
+) -> io::Result<impl Future<Output = Report> + Send + 'static> {
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let signals = futures_lite::stream::poll_fn(move |cx| {
+        let term = terminate.poll_recv(cx);
+        let int = interrupt.poll_recv(cx);
+        match (term, int) {
+            (Poll::Ready(Some(())), _) | (_, Poll::Ready(Some(()))) => Poll::Ready(Some(())),
+            (Poll::Ready(None), Poll::Ready(None)) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    });
+    let shutdown = shutdown.clone();
+    let runtime = runtime();
+    Ok(async move {
+        shutdown
+            .stop_on_signals(signals, || runtime.sleep(grace))
+            .await
+    })
+}
+
+/// The runtime, by the same name in every adapter: switching between
+/// `winddown_tokio` and `winddown_smol` is a one-line change
+/// (`use winddown_tokio as rt;`). Must be called inside a tokio runtime.
+///
+/// # Example
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use winddown::http2::Runtime;
+/// winddown_tokio::runtime().sleep(std::time::Duration::ZERO).await;
+/// # }
+/// ```
+pub fn runtime() -> TokioRuntime {
+    TokioRuntime::current()
+}
