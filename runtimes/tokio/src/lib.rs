@@ -31,6 +31,55 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Composing with servers that are not ours
+//!
+//! A server that takes a shutdown future (axum's `with_graceful_shutdown`,
+//! hyper-util's `GracefulShutdown`) can be driven by a winddown drain, and
+//! counted by the same stop, so one report covers it. Any `'static` drain
+//! future works: [`DrainToken::wait_owned`](winddown::DrainToken::wait_owned).
+//! These snippets are not compiled here (they would pull axum and hyper-util
+//! into every test build):
+//!
+//! ```ignore
+//! let shutdown = winddown::Shutdown::new();
+//!
+//! // axum: drains when the server's connections drain; the stop's
+//! // "drain connections" phase waits until axum has finished.
+//! let serving = shutdown.track();
+//! let drained = shutdown.drain_token().wait_owned();
+//! tokio::spawn(async move {
+//!     let _ = axum::serve(listener, app).with_graceful_shutdown(drained).await;
+//!     drop(serving);
+//! });
+//!
+//! // Or give it its own place in the order: a scope stops after the
+//! // winddown server, before the scopes created after it.
+//! let admin = shutdown.scope("admin-http");
+//! let serving = admin.track();
+//! let drained = admin.drain_token().wait_owned();
+//! tokio::spawn(async move {
+//!     let _ = axum::serve(admin_listener, admin_app).with_graceful_shutdown(drained).await;
+//!     drop(serving);
+//! });
+//!
+//! // hyper-util: watch each connection, then wait for them on the drain.
+//! let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+//! // ... per accepted connection: tokio::spawn(graceful.watch(conn));
+//! let drain = shutdown.drain_token();
+//! let serving = shutdown.track();
+//! tokio::spawn(async move {
+//!     drain.wait().await;
+//!     graceful.shutdown().await; // sends GOAWAY, waits for the connections
+//!     drop(serving);
+//! });
+//!
+//! // Then, as usual: SIGTERM → graceful stop with a deadline → report.
+//! let report = winddown_tokio::stop_on_signals(&shutdown, Duration::from_secs(10))?.await;
+//! ```
+//!
+//! `examples/tokio_libraries.rs` shows libraries spawning tokio tasks under
+//! scopes handed to them by the application, stopped in order.
 #![deny(missing_docs)]
 
 use std::future::Future;
