@@ -29,6 +29,7 @@ Usage: grpc_echo_client.py HOST:PORT. Prints `ok ...`/`info ...` lines,
 and exits 1.
 """
 
+import os
 import select
 import sys
 import threading
@@ -51,7 +52,10 @@ def say(line):
 
 def fail(why):
     say(f"FAIL: {why}")
-    sys.exit(1)
+    sys.stderr.flush()
+    # Not sys.exit: with calls or the connectivity watch still alive, grpcio's
+    # shutdown can hang the interpreter's exit (seen: until `timeout` killed it).
+    os._exit(1)
 
 
 def describe(error):

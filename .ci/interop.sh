@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKS=3 passed=0 failed=0
+CHECKS=6 passed=0 failed=0 # three checks, on each of two runtimes
 tmp=$(mktemp -d)
 server_pid='' client_pid='' ctl_fd=''
 cleanup() {
@@ -57,7 +57,7 @@ if ! command -v nghttp >/dev/null || ! command -v curl >/dev/null; then
 fi
 
 # --- Python grpcio in a venv of its own, made once and reused; never skipped.
-GRPCIO_VERSION=1.85.1 # has manylinux wheels for CPython 3.9-3.14 on x86_64
+GRPCIO_VERSION=1.85.1 # manylinux x86_64 wheels for CPython 3.10-3.14 (checked with pip download)
 VENV=target/ci-venv
 PY=$VENV/bin/python
 grpcio_ok() { [[ -x $PY ]] && "$PY" -c "import grpc, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null; }
@@ -90,7 +90,7 @@ SERVER=${CARGO_TARGET_DIR:-target}/release/examples/echo_server
 start_server() {
   local out=$tmp/$1.out line=''
   : >"$out"
-  "$SERVER" --runtime smol --listen 127.0.0.1:0 --grace 10s >"$out" 2>"$tmp/$1.err" &
+  "$SERVER" --runtime "$RUNTIME" --listen 127.0.0.1:0 --grace 10s >"$out" 2>"$tmp/$1.err" &
   server_pid=$!
   for _ in $(seq 100); do # up to ~5 s
     line=$(head -n 1 "$out")
@@ -228,12 +228,15 @@ check_grpcio_drain() {
     { why "report lacks 'refused 0' / 'connections: drained 1'" "${files[@]}"; return 1; }
 }
 
-for check in check_curl_echo check_graceful_drain check_grpcio_drain; do
-  if "$check"; then
-    echo "PASS $check"; passed=$((passed + 1))
-  else
-    echo "FAIL $check"; failed=$((failed + 1))
-  fi
+# Every check runs against both runtime adapters: one behaviour, two runtimes.
+for RUNTIME in smol tokio; do
+  for check in check_curl_echo check_graceful_drain check_grpcio_drain; do
+    if "$check"; then
+      echo "PASS $check ($RUNTIME)"; passed=$((passed + 1))
+    else
+      echo "FAIL $check ($RUNTIME)"; failed=$((failed + 1))
+    fi
+  done
 done
 echo "interop: $passed passed, $failed failed"
 ((failed == 0))

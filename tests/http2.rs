@@ -4,6 +4,8 @@
 //! No sleeps: a test waits for frames (with a read timeout) or for the stop's
 //! report (with a generous bound that only proves the stop is bounded).
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/frames.rs"]
 mod frames;
 #[path = "support/server.rs"]
@@ -13,6 +15,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use client::*;
 use frames::{code, Close, Frame, FrameClient, MAX_STREAM_ID, PREFACE};
 use server::{test_config, Rt, TestServer, BOUND};
 use winddown::{ForceReason, Outcome};
@@ -35,89 +38,6 @@ on_every_runtime!(
     bad_input_garbage_is_closed_others_are_served,
     bad_input_oversized_frame_gets_goaway_frame_size_error,
 );
-
-fn connect(server: &TestServer) -> FrameClient {
-    let mut client = FrameClient::connect(server.addr).expect("connect");
-    client.handshake().expect("send preface");
-    client
-}
-
-fn goaways(frames: &[Frame]) -> Vec<(u32, u32)> {
-    frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::GoAway {
-                last_stream, code, ..
-            } => Some((*last_stream, *code)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn is_shutdown_ping(frame: &Frame) -> bool {
-    matches!(frame, Frame::Ping { ack: false, .. })
-}
-
-fn ping_payload(frames: &[Frame]) -> [u8; 8] {
-    frames
-        .iter()
-        .find_map(|f| match f {
-            Frame::Ping {
-                ack: false,
-                payload,
-            } => Some(*payload),
-            _ => None,
-        })
-        .expect("a PING")
-}
-
-/// The status and body a stream got, and whether it ended cleanly.
-fn response(frames: &[Frame], stream: u32) -> (Option<u16>, Vec<u8>, bool) {
-    let mut status = None;
-    let mut body = Vec::new();
-    let mut ended = false;
-    for frame in frames.iter().filter(|f| f.stream() == stream) {
-        match frame {
-            Frame::Headers { end_stream, .. } => {
-                status = status.or(frame.status());
-                ended |= end_stream;
-            }
-            Frame::Data {
-                payload,
-                end_stream,
-                ..
-            } => {
-                body.extend_from_slice(payload);
-                ended |= end_stream;
-            }
-            _ => {}
-        }
-    }
-    (status, body, ended)
-}
-
-fn resets(frames: &[Frame], stream: u32) -> Vec<u32> {
-    frames
-        .iter()
-        .filter_map(|f| match f {
-            Frame::RstStream { stream: s, code } if *s == stream => Some(*code),
-            _ => None,
-        })
-        .collect()
-}
-
-/// A second, well-behaved client is served normally.
-fn assert_serves_others(server: &TestServer) {
-    let mut client = connect(server);
-    client.send_request(1, "POST", "/echo", &[], false).unwrap();
-    client.send_data(1, b"still serving", true).unwrap();
-    let frames = client
-        .read_until(true, |f| f.stream() == 1 && f.end_stream())
-        .expect("an answer from the server");
-    let (status, body, _) = response(&frames, 1);
-    assert_eq!(status, Some(200), "{}", frames::describe(&frames));
-    assert_eq!(body, b"still serving");
-}
 
 fn b1_listener_is_closed_before_any_goaway(rt: Rt) {
     let server = TestServer::start(rt, test_config());
@@ -554,20 +474,6 @@ fn b11_report_counts_match_what_clients_saw(rt: Rt) {
         ),
         "{line}"
     );
-}
-
-/// Reads until the server closes the socket; panics on a read timeout.
-fn assert_closed_by_server(socket: &mut TcpStream) {
-    socket.set_read_timeout(Some(BOUND)).unwrap();
-    let mut buf = [0u8; 1024];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-            Err(e) => panic!("the server did not close the connection: {e}"),
-        }
-    }
 }
 
 fn bad_input_http1_request_is_closed_others_are_served(rt: Rt) {

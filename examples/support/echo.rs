@@ -8,6 +8,7 @@
 //! | `GET /stream/<n>/<ms>` | n chunks, one every ms ms; ignores the drain (a handler that does not cooperate) |
 //! | `GET /follow/<ms>` | a chunk every ms ms until the server drains, then ends cleanly (B9) |
 //! | `GET /panic` | the handler panics (B10) |
+//! | `GET /block/<ms>` | blocks its thread for that long (a handler doing blocking I/O) |
 //! | `POST /echo.Echo/Say` (gRPC) | `echo:<message>`, `grpc-status: 0`; `sleep:<N>ms` sleeps first |
 #![allow(dead_code)]
 
@@ -70,6 +71,16 @@ impl<R: Runtime> Echo<R> {
                 Err(_) => bad_request(responder, "usage: /follow/<ms>\n").await,
             },
             (Method::GET, ["panic"]) => panic!("the /panic route panics on purpose"),
+            (Method::GET, ["block", ms]) => match ms.parse::<u64>() {
+                Ok(ms) => {
+                    // Deliberately wrong: blocks the executor thread.
+                    std::thread::sleep(Duration::from_millis(ms));
+                    let _ = responder
+                        .send(Response::new(()), format!("blocked {ms} ms\n"))
+                        .await;
+                }
+                Err(_) => bad_request(responder, "usage: /block/<ms>\n").await,
+            },
             _ => {
                 let response = status(StatusCode::NOT_FOUND);
                 let _ = responder.send(response, "no such route\n").await;
@@ -84,7 +95,7 @@ impl<R: Runtime> Echo<R> {
             return;
         };
         for i in 0..n {
-            if i > 0 {
+            if i > 0 && ms > 0 {
                 self.runtime.sleep(Duration::from_millis(ms)).await;
             }
             if body.send(format!("chunk {i}\n")).await.is_err() {

@@ -139,6 +139,12 @@ impl<R: Runtime, H: Handler> Server<R, H> {
     /// and retried with a backoff from 5 ms to 1 s; the loop neither spins
     /// nor dies.
     ///
+    /// Connections waiting in the kernel's backlog when the stop begins are
+    /// accepted (and drained like any other) as long as the runtime has seen
+    /// them; one that arrived in the last instant before the listener closed
+    /// is reset by the kernel. The server has read nothing from it, so its
+    /// client may retry it anywhere.
+    ///
     /// The listener counts for the stop from this call on, before the
     /// returned future first runs; spawn the future.
     ///
