@@ -248,32 +248,32 @@ impl WaitGroup {
                 shard.state.fetch_or(WAITING, Ordering::AcqRel);
             }
         }
-        // Double collect. Acquire pairs with the Release in `WaitGuard::drop`:
-        // the work done under every released guard is visible once zero is seen.
-        // Versions only move forward, so comparing their (wrapping) sums tells
-        // whether any moved between the passes; a false match would need 2^31
-        // adds on one shard between two loads.
-        let mut versions = 0u64;
-        for shard in shards.iter() {
-            let state = shard.state.load(Ordering::Acquire);
-            if count_of(state) != 0 {
-                return false;
-            }
-            versions = versions.wrapping_add(version_of(state));
+        // Double collect: zero only if both passes see every count at zero and
+        // no version moved in between (a guard that came and went during the
+        // first pass may have overlapped another). If not, a waiter is woken
+        // again by the moving shard (armed above), so nothing is lost.
+        match (versions_if_zero(shards), versions_if_zero(shards)) {
+            (Some(first), Some(second)) => first == second,
+            _ => false,
         }
-        // If a version moved, a guard came and went during the first pass and
-        // may have overlapped another; report "not zero". A waiter is then
-        // woken again by that guard's shard (armed above), so nothing is lost.
-        let mut again = 0u64;
-        for shard in shards.iter() {
-            let state = shard.state.load(Ordering::Acquire);
-            if count_of(state) != 0 {
-                return false;
-            }
-            again = again.wrapping_add(version_of(state));
-        }
-        versions == again
     }
+}
+
+/// One pass of the double collect: the (wrapping) sum of the shards' versions
+/// if every count is zero. Versions only move forward, so equal sums mean none
+/// moved; a false match would need 2^31 adds on one shard between two loads.
+/// Acquire pairs with the Release in `WaitGuard::drop`: the work done under
+/// every released guard is visible once zero is seen.
+fn versions_if_zero(shards: &[Arc<Shard>]) -> Option<u64> {
+    let mut versions = 0u64;
+    for shard in shards {
+        let state = shard.state.load(Ordering::Acquire);
+        if count_of(state) != 0 {
+            return None;
+        }
+        versions = versions.wrapping_add(version_of(state));
+    }
+    Some(versions)
 }
 
 impl Default for WaitGroup {

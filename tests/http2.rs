@@ -39,6 +39,16 @@ on_every_runtime!(
     bad_input_oversized_frame_gets_goaway_frame_size_error,
 );
 
+/// A client whose stream 1 (`GET path`) has started streaming its response.
+fn streaming(server: &TestServer, path: &str) -> FrameClient {
+    let mut client = connect(server);
+    client.send_request(1, "GET", path, &[], true).unwrap();
+    client
+        .read_until(true, |f| matches!(f, Frame::Data { .. }))
+        .unwrap();
+    client
+}
+
 fn b1_listener_is_closed_before_any_goaway(rt: Rt) {
     let server = TestServer::start(rt, test_config());
     let mut client = connect(&server);
@@ -177,13 +187,7 @@ fn b4_idle_connection_closes_at_once_with_fin(rt: Rt) {
 
 fn b4_in_flight_stream_completes_then_fin(rt: Rt) {
     let server = TestServer::start(rt, test_config());
-    let mut client = connect(&server);
-    client
-        .send_request(1, "GET", "/stream/5/40", &[], true)
-        .unwrap();
-    client
-        .read_until(true, |f| matches!(f, Frame::Data { .. }))
-        .unwrap();
+    let mut client = streaming(&server, "/stream/5/40");
     let stopping = server.graceful_stop(BOUND);
     let (frames, close) = client.collect_until_close(true).unwrap();
     let (_, body, ended) = response(&frames, 1);
@@ -331,14 +335,8 @@ fn b6_silent_and_half_preface_connections_do_not_hold_the_stop(rt: Rt) {
 
 fn b7_deadline_escalates_and_names_what_held_it(rt: Rt) {
     let server = TestServer::start(rt, test_config());
-    let mut client = connect(&server);
     // Ignores the drain: 100 chunks, one every 50 ms.
-    client
-        .send_request(1, "GET", "/stream/100/50", &[], true)
-        .unwrap();
-    client
-        .read_until(true, |f| matches!(f, Frame::Data { .. }))
-        .unwrap();
+    let mut client = streaming(&server, "/stream/100/50");
     let stopping = server.graceful_stop(Duration::from_millis(300));
     let (frames, close) = client.collect_until_close(true).unwrap();
     let all = goaways(&frames);
@@ -395,13 +393,7 @@ fn b8_hard_stop_preempts_a_drain_waiting_for_the_ack(rt: Rt) {
 
 fn b9_cooperative_handler_ends_its_stream_on_drain(rt: Rt) {
     let server = TestServer::start(rt, test_config());
-    let mut client = connect(&server);
-    client
-        .send_request(1, "GET", "/follow/20", &[], true)
-        .unwrap();
-    client
-        .read_until(true, |f| matches!(f, Frame::Data { .. }))
-        .unwrap();
+    let mut client = streaming(&server, "/follow/20");
     let stopping = server.graceful_stop(BOUND);
     let (frames, close) = client.collect_until_close(true).unwrap();
     let (_, body, ended) = response(&frames, 1);
