@@ -11,7 +11,6 @@
 //! cargo run --release --example demo -- --runtime tokio  # tokio
 //! ```
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -20,13 +19,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use tokio::io::{AsyncRead, AsyncWrite};
 use winddown::http2::bytes::Bytes;
-use winddown::http2::{h2, http, Config, Listener, Runtime, Server};
+use winddown::http2::{Config, Listener, Runtime, Server};
 use winddown::{Shutdown, WaitGroup};
 
+#[path = "support/client.rs"]
+mod client;
 #[path = "support/echo.rs"]
 mod echo;
+
+use client::{connect, request, Client, Connect, Outcome};
 
 const LOAD_BEFORE_STOP: Duration = Duration::from_millis(400);
 const DEADLINE: Duration = Duration::from_millis(1200);
@@ -76,74 +78,6 @@ impl Timeline {
             println!("  [{:>5} ms] {what}", at.as_millis());
         }
     }
-}
-
-type Client = h2::client::SendRequest<Bytes>;
-
-/// What the demo needs from a runtime besides [`Runtime`]: a client socket.
-trait Connect: Clone + Send + Sync + 'static {
-    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Io>> + Send;
-}
-
-async fn connect<R: Runtime, C: Connect>(
-    runtime: &R,
-    connector: &C,
-    addr: SocketAddr,
-) -> Result<Client, String> {
-    let io = connector.connect(addr).await.map_err(|e| e.to_string())?;
-    let (client, connection) = h2::client::handshake(io).await.map_err(|e| e.to_string())?;
-    runtime.spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(client)
-}
-
-enum Outcome {
-    Complete(Bytes),
-    NotStarted,
-    Reset(h2::Reason),
-    Failed(String),
-}
-
-/// Sends one request and reads the whole response.
-async fn request(client: &Client, method: &str, path: &str, body: Bytes) -> Outcome {
-    let mut client = match client.clone().ready().await {
-        Ok(client) => client,
-        Err(_) => return Outcome::NotStarted,
-    };
-    let request = http::Request::builder()
-        .method(method)
-        .uri(format!("http://localhost{path}"))
-        .body(())
-        .expect("a valid request");
-    let end = body.is_empty();
-    let (response, mut upload) = match client.send_request(request, end) {
-        Ok(sent) => sent,
-        Err(_) => return Outcome::NotStarted,
-    };
-    if !end && upload.send_data(body, true).is_err() {
-        return Outcome::NotStarted;
-    }
-    let classify = |e: h2::Error| match e.reason() {
-        Some(reason) if e.is_reset() || e.is_go_away() => Outcome::Reset(reason),
-        _ => Outcome::Failed(e.to_string()),
-    };
-    let mut body = match response.await {
-        Ok(response) => response.into_body(),
-        Err(e) => return classify(e),
-    };
-    let mut all = Vec::new();
-    while let Some(chunk) = body.data().await {
-        match chunk {
-            Ok(chunk) => {
-                let _ = body.flow_control().release_capacity(chunk.len());
-                all.extend_from_slice(&chunk);
-            }
-            Err(e) => return classify(e),
-        }
-    }
-    Outcome::Complete(all.into())
 }
 
 /// A worker: requests back to back until its connection goes away.
@@ -216,20 +150,6 @@ fn main() -> ExitCode {
 fn smol_main() -> Result<bool, String> {
     use winddown_smol as rt;
 
-    #[derive(Clone)]
-    struct SmolConnect;
-    impl Connect for SmolConnect {
-        type Io = tokio_util::compat::Compat<smol::net::TcpStream>;
-        async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
-            use tokio_util::compat::FuturesAsyncReadCompatExt;
-            let tcp = smol::net::TcpStream::connect(addr).await?;
-            // HEADERS and DATA go out as separate writes: without this, Nagle
-            // and the peer's delayed ACK add ~40 ms to every request.
-            tcp.set_nodelay(true)?;
-            Ok(tcp.compat())
-        }
-    }
-
     if std::env::var_os("SMOL_THREADS").is_none() {
         std::env::set_var("SMOL_THREADS", "2");
     }
@@ -238,23 +158,12 @@ fn smol_main() -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        run(rt::runtime(), SmolConnect, listener, addr).await
+        run(rt::runtime(), client::SmolConnect, listener, addr).await
     })
 }
 
 fn tokio_main() -> Result<bool, String> {
     use winddown_tokio as rt;
-
-    #[derive(Clone)]
-    struct TokioConnect;
-    impl Connect for TokioConnect {
-        type Io = tokio::net::TcpStream;
-        async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            Ok(tcp)
-        }
-    }
 
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -266,7 +175,7 @@ fn tokio_main() -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        run(rt::runtime(), TokioConnect, listener, addr).await
+        run(rt::runtime(), client::TokioConnect, listener, addr).await
     })
 }
 

@@ -9,6 +9,7 @@
 //! | `GET /follow/<ms>` | a chunk every ms ms until the server drains, then ends cleanly (B9) |
 //! | `GET /panic` | the handler panics (B10) |
 //! | `GET /block/<ms>` | blocks its thread for that long (a handler doing blocking I/O) |
+//! | `GET /bytes/<n>` | n zero bytes, in 64 KiB chunks (a large download) |
 //! | `POST /echo.Echo/Say` (gRPC) | `echo:<message>`, `grpc-status: 0`; `sleep:<N>ms` sleeps first |
 #![allow(dead_code)]
 
@@ -71,6 +72,10 @@ impl<R: Runtime> Echo<R> {
                 Err(_) => bad_request(responder, "usage: /follow/<ms>\n").await,
             },
             (Method::GET, ["panic"]) => panic!("the /panic route panics on purpose"),
+            (Method::GET, ["bytes", n]) => match n.parse::<u64>() {
+                Ok(n) => self.bytes(responder, n).await,
+                Err(_) => bad_request(responder, "usage: /bytes/<n>\n").await,
+            },
             (Method::GET, ["block", ms]) => match ms.parse::<u64>() {
                 Ok(ms) => {
                     // Deliberately wrong: blocks the executor thread.
@@ -101,6 +106,21 @@ impl<R: Runtime> Echo<R> {
             if body.send(format!("chunk {i}\n")).await.is_err() {
                 return;
             }
+        }
+        let _ = body.finish().await;
+    }
+
+    async fn bytes(&self, responder: Responder, mut n: u64) {
+        const CHUNK: Bytes = Bytes::from_static(&[0; 64 * 1024]);
+        let Ok(mut body) = responder.stream(Response::new(())) else {
+            return;
+        };
+        while n > 0 {
+            let len = n.min(CHUNK.len() as u64) as usize;
+            if body.send(CHUNK.slice(..len)).await.is_err() {
+                return;
+            }
+            n -= len as u64;
         }
         let _ = body.finish().await;
     }

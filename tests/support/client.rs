@@ -110,3 +110,13 @@ pub fn assert_closed_by_server(socket: &mut TcpStream) {
         }
     }
 }
+
+/// A client whose stream 1 (`GET path`) has started streaming its response.
+pub fn streaming(server: &TestServer, path: &str) -> FrameClient {
+    let mut client = connect(server);
+    client.send_request(1, "GET", path, &[], true).unwrap();
+    client
+        .read_until(true, |f| matches!(f, Frame::Data { .. }))
+        .unwrap();
+    client
+}
