@@ -39,16 +39,6 @@ on_every_runtime!(
     bad_input_oversized_frame_gets_goaway_frame_size_error,
 );
 
-/// A client whose stream 1 (`GET path`) has started streaming its response.
-fn streaming(server: &TestServer, path: &str) -> FrameClient {
-    let mut client = connect(server);
-    client.send_request(1, "GET", path, &[], true).unwrap();
-    client
-        .read_until(true, |f| matches!(f, Frame::Data { .. }))
-        .unwrap();
-    client
-}
-
 fn b1_listener_is_closed_before_any_goaway(rt: Rt) {
     let server = TestServer::start(rt, test_config());
     let mut client = connect(&server);
