@@ -39,7 +39,10 @@ pub struct Stats {
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StreamCounts {
-    /// Streams a handler ran to the end (the response was fully sent).
+    /// Streams whose handler sent the end of its response. After a graceful
+    /// stop every one of them reached the client (h2load and the behaviour
+    /// tests check this); a hard stop drops what is not yet written to the
+    /// socket, so a few counted here may not have arrived.
     pub completed: u64,
     /// Streams the server refused without running a handler (above a GOAWAY's
     /// last-stream-id, or `REFUSED_STREAM`): the client may retry them safely.
