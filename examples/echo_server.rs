@@ -7,7 +7,9 @@
 //!
 //! First line on stdout: `listening on ADDR`. SIGTERM or SIGINT: graceful stop
 //! bounded by `--grace`, then a hard stop; a second signal: hard stop at once.
-//! Last line: the one-line `shutdown:` report. Routes: see `support/echo.rs`.
+//! Last line: the one-line `shutdown:` report. SIGUSR1 (at any time, also
+//! during a stop): the stragglers, each connection with its open streams'
+//! paths and ages, on stderr. Routes: see `support/echo.rs`.
 //! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
 //! for more.
 
@@ -108,7 +110,8 @@ fn run_smol(options: Options) -> Result<(), String> {
         let listener = rt::TcpListener::bind(options.listen).await;
         let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        serve(rt::runtime(), listener, addr, rt::stop_on_signals, options).await
+        let signals = (rt::stop_on_signals, rt::print_held_on_sigusr1);
+        serve(rt::runtime(), listener, addr, signals, options).await
     })
 }
 
@@ -122,16 +125,17 @@ fn run_tokio(options: Options) -> Result<(), String> {
         let listener = rt::TcpListener::bind(options.listen).await;
         let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        serve(rt::runtime(), listener, addr, rt::stop_on_signals, options).await
+        let signals = (rt::stop_on_signals, rt::print_held_on_sigusr1);
+        serve(rt::runtime(), listener, addr, signals, options).await
     })
 }
 
 /// Everything after binding, the same on every runtime.
-async fn serve<R, L, S, F>(
+async fn serve<R, L, S, F, U, G>(
     runtime: R,
     listener: L,
     addr: SocketAddr,
-    stop_on_signals: S,
+    (stop_on_signals, print_held_on_sigusr1): (S, U),
     options: Options,
 ) -> Result<(), String>
 where
@@ -139,6 +143,8 @@ where
     L: Listener,
     S: FnOnce(&Shutdown, Duration) -> std::io::Result<F>,
     F: Future<Output = Report>,
+    U: FnOnce(&Shutdown) -> std::io::Result<G>,
+    G: Future<Output = ()> + Send + 'static,
 {
     let shutdown = Shutdown::new();
     let server = Server::new(
@@ -151,6 +157,9 @@ where
     // Handlers first, then the announcement: a driver may signal at once.
     let stopped = stop_on_signals(&shutdown, options.grace)
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let dump =
+        print_held_on_sigusr1(&shutdown).map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;
+    runtime.spawn(dump);
     announce(addr);
     let report = stopped.await;
     println!("{report}");

@@ -5,28 +5,35 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::report::HeldStream;
 
 use crate::shutdown::Core;
 use crate::sync::Arc;
 use crate::Registered;
 
 /// What the shutdown knows about a live connection: enough to say who holds a
-/// stuck stop.
+/// stuck stop, down to each open stream's path and age.
 ///
 /// # Example
 ///
 /// ```
 /// let shutdown = winddown::Shutdown::new();
 /// let conn = shutdown.connection(Some("127.0.0.1:5000".parse().unwrap()));
-/// conn.stream_opened();
+/// conn.stream_opened(1, "/echo");
 /// assert_eq!(conn.open_streams(), 1);
+/// assert_eq!(conn.streams()[0].path, "/echo");
 /// assert_eq!(conn.peer().unwrap().port(), 5000);
 /// ```
 #[derive(Debug)]
 pub struct ConnInfo {
     peer: Option<SocketAddr>,
     open_streams: AtomicUsize,
+    /// Open streams, for the straggler list. A short lock, never held across
+    /// user code; empty (and unallocated) on an idle connection.
+    streams: Mutex<Vec<(u32, Box<str>, Instant)>>,
 }
 
 impl ConnInfo {
@@ -54,22 +61,50 @@ impl ConnInfo {
         self.open_streams.load(Ordering::Relaxed) & !SEALED
     }
 
-    /// Records that a stream opened.
+    /// Records that stream `id` (for `path`) opened.
     ///
     /// # Example
     ///
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened();
-    /// conn.stream_closed();
+    /// conn.stream_opened(1, "/echo");
+    /// conn.stream_closed(1);
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
-    pub fn stream_opened(&self) {
+    pub fn stream_opened(&self, id: u32, path: &str) {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
+        self.lock_streams().push((id, path.into(), Instant::now()));
     }
 
-    /// Records that a stream closed. Returns `false` if the connection was
+    /// The open streams, oldest first: id, path and age.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// conn.stream_opened(3, "/slow");
+    /// let streams = conn.streams();
+    /// assert_eq!((streams[0].id, streams[0].path.as_str()), (3, "/slow"));
+    /// ```
+    pub fn streams(&self) -> Vec<HeldStream> {
+        self.lock_streams()
+            .iter()
+            .map(|(id, path, since)| HeldStream {
+                id: *id,
+                path: path.to_string(),
+                age: since.elapsed(),
+            })
+            .collect()
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, Vec<(u32, Box<str>, Instant)>> {
+        // Nothing panics while holding it; a poisoned list is still a list.
+        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that stream `id` closed. Returns `false` if the connection was
     /// already [sealed](ConnInfo::seal) (its open streams were counted as cut
     /// when it was forced closed), so the caller must not count it again.
     ///
@@ -78,10 +113,11 @@ impl ConnInfo {
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened();
-    /// assert!(conn.stream_closed());
+    /// conn.stream_opened(1, "/");
+    /// assert!(conn.stream_closed(1));
     /// ```
-    pub fn stream_closed(&self) -> bool {
+    pub fn stream_closed(&self, id: u32) -> bool {
+        self.lock_streams().retain(|(open, _, _)| *open != id);
         self.open_streams
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
@@ -100,12 +136,13 @@ impl ConnInfo {
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened();
+    /// conn.stream_opened(1, "/");
     /// assert_eq!(conn.seal(), 1);
-    /// assert!(!conn.stream_closed()); // already counted by the seal
+    /// assert!(!conn.stream_closed(1)); // already counted by the seal
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
     pub fn seal(&self) -> usize {
+        self.lock_streams().clear();
         self.open_streams.swap(SEALED, Ordering::AcqRel) & !SEALED
     }
 }
@@ -147,6 +184,7 @@ impl ConnectionGuard {
         let entry = core.connections.insert(ConnInfo {
             peer,
             open_streams: AtomicUsize::new(0),
+            streams: Mutex::new(Vec::new()),
         });
         Self { entry, core }
     }
@@ -173,7 +211,7 @@ impl ConnectionGuard {
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
     /// let info = conn.info();
-    /// info.stream_opened();
+    /// info.stream_opened(1, "/");
     /// assert_eq!(conn.open_streams(), 1);
     /// ```
     pub fn info(&self) -> crate::Entry<ConnInfo> {

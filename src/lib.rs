@@ -85,7 +85,9 @@ mod wait_group;
 pub use connection::{ConnInfo, ConnectionGuard};
 pub use drain_token::DrainToken;
 pub use registry::{Entry, Registered, Registry};
-pub use report::{ConnectionCounts, ForceReason, Held, HeldConnection, Outcome, Phase, Report};
+pub use report::{
+    ConnectionCounts, ForceReason, Held, HeldConnection, HeldStream, Outcome, Phase, Report,
+};
 pub use scope::Scope;
 pub use shutdown::Shutdown;
 pub use stats::{Stats, StreamCounts};

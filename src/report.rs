@@ -69,7 +69,32 @@ impl fmt::Display for ForceReason {
     }
 }
 
-/// A connection that was still open when a stop was forced.
+/// A stream still open on a [`HeldConnection`].
+///
+/// # Example
+///
+/// ```
+/// let stream = winddown::HeldStream { id: 5, path: "/slow".into(), age: std::time::Duration::from_millis(1500) };
+/// assert_eq!(stream.to_string(), "stream 5 /slow 1.5 s");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldStream {
+    /// The HTTP/2 stream id.
+    pub id: u32,
+    /// The request's path.
+    pub path: String,
+    /// How long it has been open.
+    pub age: Duration,
+}
+
+impl fmt::Display for HeldStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stream {} {} {}", self.id, self.path, Millis(self.age))
+    }
+}
+
+/// A connection that was still open when a stop was forced (or when
+/// [`Shutdown::held`](crate::Shutdown::held) was asked).
 ///
 /// # Example
 ///
@@ -78,9 +103,10 @@ impl fmt::Display for ForceReason {
 /// let held = winddown::HeldConnection {
 ///     peer: Some("127.0.0.1:4000".parse().unwrap()),
 ///     age: Duration::from_secs(3),
-///     open_streams: 2,
+///     open_streams: 1,
+///     streams: vec![winddown::HeldStream { id: 1, path: "/sleep/9000".into(), age: Duration::from_secs(2) }],
 /// };
-/// assert_eq!(held.to_string(), "127.0.0.1:4000 (age 3.0 s, 2 open streams)");
+/// assert_eq!(held.to_string(), "127.0.0.1:4000 (age 3.0 s, 1 open stream: stream 1 /sleep/9000 2.0 s)");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldConnection {
@@ -90,6 +116,8 @@ pub struct HeldConnection {
     pub age: Duration,
     /// Streams still open on it.
     pub open_streams: usize,
+    /// Those streams, oldest first (as far as the server registered them).
+    pub streams: Vec<HeldStream>,
 }
 
 impl fmt::Display for HeldConnection {
@@ -100,10 +128,15 @@ impl fmt::Display for HeldConnection {
         }
         write!(
             f,
-            " (age {}, {})",
+            " (age {}, {}",
             Millis(self.age),
             counted(self.open_streams, "open stream")
-        )
+        )?;
+        for (i, stream) in self.streams.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            write!(f, "{stream}")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -149,9 +182,35 @@ impl Held {
 }
 
 impl fmt::Display for Held {
+    /// One line; the alternate form (`{:#}`) puts each connection and each of
+    /// its open streams on a line of its own, for an operator's dump.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_empty() {
             return f.write_str("nothing");
+        }
+        if f.alternate() {
+            let summary = Held {
+                connections: Vec::new(),
+                ..self.clone()
+            };
+            if !summary.is_empty() {
+                write!(f, "{summary}")?;
+            }
+            for conn in &self.connections {
+                let peer = conn
+                    .peer
+                    .map_or_else(|| "(no address)".into(), |p| p.to_string());
+                write!(
+                    f,
+                    "\nconnection {peer}: age {}, {}",
+                    Millis(conn.age),
+                    counted(conn.open_streams, "open stream")
+                )?;
+                for stream in &conn.streams {
+                    write!(f, "\n  {stream}")?;
+                }
+            }
+            return Ok(());
         }
         let mut parts = Vec::new();
         if self.listeners > 0 {

@@ -515,6 +515,27 @@ impl Shutdown {
             .map(|(phase, _)| phase.clone())
     }
 
+    /// A multi-line dump for operators (what `echo_server` prints on
+    /// SIGUSR1): the stop's phase, then [`held`](Self::held) with each
+    /// connection and its open streams on lines of their own.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(Some("127.0.0.1:4000".parse().unwrap()));
+    /// conn.stream_opened(1, "/slow");
+    /// let dump = shutdown.straggler_dump();
+    /// assert!(dump.starts_with("stragglers (running):"));
+    /// assert!(dump.contains("stream 1 /slow"));
+    /// ```
+    pub fn straggler_dump(&self) -> String {
+        let phase = self
+            .phase()
+            .map_or_else(|| "running".to_string(), |p| p.to_string());
+        format!("stragglers ({phase}):\n{:#}", self.held())
+    }
+
     /// What would hold a stop right now: live listeners, connections, tasks,
     /// handlers and busy scopes (the live straggler list).
     ///
@@ -644,6 +665,7 @@ impl Core {
                     peer: entry.peer(),
                     age: entry.age(),
                     open_streams: entry.open_streams(),
+                    streams: entry.streams(),
                 })
                 .collect(),
             tasks: self.tasks.count(),

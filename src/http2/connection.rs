@@ -212,7 +212,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 Event::Accepted(Some(Ok((request, respond)))) => {
                     last_stream = last_stream.max(respond.stream_id().as_u32());
                     if state == State::Refusing {
-                        self.responder(respond).refuse();
+                        self.responder(respond, request.uri().path()).refuse();
                     } else {
                         self.spawn_handler(request, respond);
                     }
@@ -287,8 +287,9 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         }
     }
 
-    fn responder(&self, respond: SendResponse<Bytes>) -> Responder {
-        let ticket = StreamTicket::new(self.server.shutdown.clone(), self.conn.info());
+    fn responder(&self, respond: SendResponse<Bytes>, path: &str) -> Responder {
+        let id = respond.stream_id().as_u32();
+        let ticket = StreamTicket::new(self.server.shutdown.clone(), self.conn.info(), id, path);
         Responder {
             send: Some(respond),
             ticket: Some(ticket),
@@ -297,7 +298,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
 
     fn spawn_handler(&self, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
         let stream_id = respond.stream_id().as_u32();
-        let responder = self.responder(respond);
+        let responder = self.responder(respond, request.uri().path());
         let (head, recv) = request.into_parts();
         let request = Request {
             head,

@@ -406,19 +406,22 @@ pub(crate) enum StreamEnd {
     Refused,
 }
 
-/// Counts one stream for the report and keeps the connection's gauge.
+/// Counts one stream for the report and keeps the connection's list of open
+/// streams (the stragglers a stuck stop names).
 pub(crate) struct StreamTicket {
     pub(crate) shutdown: Shutdown,
     pub(crate) conn: Entry<ConnInfo>,
+    pub(crate) id: u32,
     pub(crate) end: StreamEnd,
 }
 
 impl StreamTicket {
-    pub(crate) fn new(shutdown: Shutdown, conn: Entry<ConnInfo>) -> Self {
-        conn.stream_opened();
+    pub(crate) fn new(shutdown: Shutdown, conn: Entry<ConnInfo>, id: u32, path: &str) -> Self {
+        conn.stream_opened(id, path);
         Self {
             shutdown,
             conn,
+            id,
             end: StreamEnd::Reset,
         }
     }
@@ -426,7 +429,7 @@ impl StreamTicket {
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
-        if !self.conn.stream_closed() {
+        if !self.conn.stream_closed(self.id) {
             // The connection was forced closed and already counted this
             // stream as cut.
             return;

@@ -255,3 +255,28 @@ pub fn stop_on_signals(
 pub fn runtime() -> SmolRuntime {
     SmolRuntime::global()
 }
+
+/// Prints what holds (or would hold) a stop to stderr on every SIGUSR1: the
+/// stop's phase, the live connections with their open streams (path, age), and
+/// the running handlers and scopes. Spawn the returned future.
+///
+/// # Example
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let shutdown = winddown::Shutdown::new();
+/// smol::spawn(winddown_smol::print_held_on_sigusr1(&shutdown)?).detach();
+/// # std::io::Result::Ok(()) });
+/// ```
+pub fn print_held_on_sigusr1(
+    shutdown: &Shutdown,
+) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut signals = Signals::new([Signal::Usr1])?;
+    let shutdown = shutdown.clone();
+    Ok(async move {
+        use futures_lite::StreamExt;
+        while signals.next().await.is_some() {
+            eprintln!("{}", shutdown.straggler_dump());
+        }
+    })
+}

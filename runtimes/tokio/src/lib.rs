@@ -299,3 +299,28 @@ pub fn stop_on_signals(
 pub fn runtime() -> TokioRuntime {
     TokioRuntime::current()
 }
+
+/// Prints what holds (or would hold) a stop to stderr on every SIGUSR1: the
+/// stop's phase, the live connections with their open streams (path, age), and
+/// the running handlers and scopes. Spawn the returned future.
+///
+/// # Example
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// let shutdown = winddown::Shutdown::new();
+/// tokio::spawn(winddown_tokio::print_held_on_sigusr1(&shutdown)?);
+/// # Ok(()) }
+/// ```
+pub fn print_held_on_sigusr1(
+    shutdown: &Shutdown,
+) -> io::Result<impl Future<Output = ()> + Send + 'static> {
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let shutdown = shutdown.clone();
+    Ok(async move {
+        while usr1.recv().await.is_some() {
+            eprintln!("{}", shutdown.straggler_dump());
+        }
+    })
+}
