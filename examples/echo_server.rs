@@ -28,6 +28,8 @@ mod echo;
 const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--listen ADDR] [--grace DURATION]
                    [--ping-ack-timeout DURATION] [--handshake-timeout DURATION]
                    [--linger DURATION] [--flush-timeout DURATION] [--max-concurrent-streams N]
+                   [--max-connection-idle DURATION] [--max-connection-age DURATION]
+                   [--max-connection-age-grace DURATION]
 durations: 500ms, 10s, 1.5s, 2m";
 
 struct Options {
@@ -65,6 +67,15 @@ fn parse_args() -> Result<Options, String> {
             "--handshake-timeout" => options.config = options.config.handshake_timeout(duration()?),
             "--linger" => options.config = options.config.linger(duration()?),
             "--flush-timeout" => options.config = options.config.flush_timeout(duration()?),
+            "--max-connection-idle" => {
+                options.config = options.config.max_connection_idle(duration()?)
+            }
+            "--max-connection-age" => {
+                options.config = options.config.max_connection_age(duration()?)
+            }
+            "--max-connection-age-grace" => {
+                options.config = options.config.max_connection_age_grace(duration()?)
+            }
             "--max-concurrent-streams" => {
                 let n = value
                     .parse()

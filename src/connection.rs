@@ -31,9 +31,16 @@ use crate::Registered;
 pub struct ConnInfo {
     peer: Option<SocketAddr>,
     open_streams: AtomicUsize,
-    /// Open streams, for the straggler list. A short lock, never held across
-    /// user code; empty (and unallocated) on an idle connection.
-    streams: Mutex<Vec<(u32, Box<str>, Instant)>>,
+    /// Open streams, for the straggler list, and since when none has been
+    /// open (for max idle). A short lock, never held across user code; the
+    /// list is empty (and unallocated) on an idle connection.
+    streams: Mutex<Streams>,
+}
+
+#[derive(Debug)]
+struct Streams {
+    open: Vec<(u32, Box<str>, Instant)>,
+    idle_since: Instant,
 }
 
 impl ConnInfo {
@@ -74,7 +81,9 @@ impl ConnInfo {
     /// ```
     pub fn stream_opened(&self, id: u32, path: &str) {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
-        self.lock_streams().push((id, path.into(), Instant::now()));
+        self.lock_streams()
+            .open
+            .push((id, path.into(), Instant::now()));
     }
 
     /// The open streams, oldest first: id, path and age.
@@ -90,6 +99,7 @@ impl ConnInfo {
     /// ```
     pub fn streams(&self) -> Vec<HeldStream> {
         self.lock_streams()
+            .open
             .iter()
             .map(|(id, path, since)| HeldStream {
                 id: *id,
@@ -99,7 +109,16 @@ impl ConnInfo {
             .collect()
     }
 
-    fn lock_streams(&self) -> std::sync::MutexGuard<'_, Vec<(u32, Box<str>, Instant)>> {
+    /// How long no stream has been open, or `None` while one is.
+    pub(crate) fn idle_for(&self) -> Option<Duration> {
+        let streams = self.lock_streams();
+        streams
+            .open
+            .is_empty()
+            .then(|| streams.idle_since.elapsed())
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, Streams> {
         // Nothing panics while holding it; a poisoned list is still a list.
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -117,7 +136,13 @@ impl ConnInfo {
     /// assert!(conn.stream_closed(1));
     /// ```
     pub fn stream_closed(&self, id: u32) -> bool {
-        self.lock_streams().retain(|(open, _, _)| *open != id);
+        {
+            let mut streams = self.lock_streams();
+            streams.open.retain(|(open, _, _)| *open != id);
+            if streams.open.is_empty() {
+                streams.idle_since = Instant::now();
+            }
+        }
         self.open_streams
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
@@ -142,7 +167,7 @@ impl ConnInfo {
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
     pub fn seal(&self) -> usize {
-        self.lock_streams().clear();
+        self.lock_streams().open.clear();
         self.open_streams.swap(SEALED, Ordering::AcqRel) & !SEALED
     }
 }
@@ -184,7 +209,10 @@ impl ConnectionGuard {
         let entry = core.connections.insert(ConnInfo {
             peer,
             open_streams: AtomicUsize::new(0),
-            streams: Mutex::new(Vec::new()),
+            streams: Mutex::new(Streams {
+                open: Vec::new(),
+                idle_since: Instant::now(),
+            }),
         });
         Self { entry, core }
     }

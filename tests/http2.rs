@@ -349,6 +349,16 @@ fn b7_deadline_escalates_and_names_what_held_it(rt: Rt) {
     let held = report.held.clone().expect("what held the stop");
     assert_eq!(held.connections.len(), 1);
     assert_eq!(held.connections[0].open_streams, 1);
+    let streams: Vec<(u32, &str)> = held.connections[0]
+        .streams
+        .iter()
+        .map(|s| (s.id, s.path.as_str()))
+        .collect();
+    assert_eq!(
+        streams,
+        [(1, "/stream/100/50")],
+        "the report names the stream"
+    );
     assert_eq!(
         held.connections[0].peer,
         Some(client.socket().local_addr().unwrap())

@@ -157,6 +157,25 @@ enum Event<T> {
     Drain,
     AckTimeout,
     Stop,
+    /// This connection reached its max age.
+    MaxAge,
+    /// Time to check whether this connection has been idle long enough.
+    IdleCheck,
+    /// Streams outlived the grace after the max-age drain.
+    AgeGraceOver,
+}
+
+/// An optional timer on the server's runtime.
+type Timer<R> = Option<Pin<Box<<R as Runtime>::Sleep>>>;
+
+/// Polls an optional timer; pending forever if there is none.
+fn poll_timer<S: Future<Output = ()>>(
+    timer: &mut Option<Pin<Box<S>>>,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    timer
+        .as_mut()
+        .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
 }
 
 impl<R: Runtime, H: Handler> Session<'_, R, H> {
@@ -166,9 +185,18 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         let config = &self.server.config;
+        let runtime = &self.server.runtime;
         let mut state = State::Serving;
-        let mut ack_deadline: Option<Pin<Box<R::Sleep>>> = None;
+        let mut ack_deadline: Timer<R> = None;
         let mut last_stream = 0u32;
+        // gRPC A9: this connection's own lifecycle.
+        let mut age: Timer<R> = config
+            .jittered_age()
+            .map(|age| Box::pin(runtime.sleep(age)));
+        let mut idle: Timer<R> = config
+            .max_connection_idle
+            .map(|idle| Box::pin(runtime.sleep(idle)));
+        let mut age_grace: Timer<R> = None;
         loop {
             let event = {
                 let h2 = &mut h2;
@@ -201,12 +229,24 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         None => pending().await,
                     }
                 };
+                let lifecycle = poll_fn(|cx| {
+                    if poll_timer(&mut age, cx) {
+                        Poll::Ready(Event::MaxAge)
+                    } else if poll_timer(&mut idle, cx) {
+                        Poll::Ready(Event::IdleCheck)
+                    } else if poll_timer(&mut age_grace, cx) {
+                        Poll::Ready(Event::AgeGraceOver)
+                    } else {
+                        Poll::Pending
+                    }
+                });
                 let stop = async {
                     self.stop.wait().await;
                     Event::Stop
                 };
                 // The stop is polled first: it preempts everything.
-                future::or(stop, future::or(accept, future::or(drain, ack))).await
+                let timers = future::or(ack, lifecycle);
+                future::or(stop, future::or(accept, future::or(drain, timers))).await
             };
             match event {
                 Event::Accepted(Some(Ok((request, respond)))) => {
@@ -228,8 +268,41 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 Event::Drain => {
                     h2.graceful_shutdown();
                     state = State::Draining;
-                    ack_deadline =
-                        Some(Box::pin(self.server.runtime.sleep(config.ping_ack_timeout)));
+                    ack_deadline = Some(Box::pin(runtime.sleep(config.ping_ack_timeout)));
+                    (age, idle) = (None, None);
+                }
+                Event::MaxAge => {
+                    // The same two-phase GOAWAY as a full stop, for this
+                    // connection alone; its handlers see it as draining.
+                    // (h2 cannot put a reason in the GOAWAY's debug data.)
+                    log::info!("{}: draining: max_age", self.who);
+                    self.drain.fire();
+                    age = None;
+                    age_grace = config
+                        .max_connection_age_grace
+                        .map(|grace| Box::pin(runtime.sleep(grace)));
+                }
+                Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
+                    (Some(idle_for), Some(max)) if idle_for >= max => {
+                        log::info!("{}: draining: max_idle", self.who);
+                        self.drain.fire();
+                        idle = None;
+                    }
+                    // Not idle long enough yet: check again when it could be.
+                    (idle_for, Some(max)) => {
+                        let wait = max.saturating_sub(idle_for.unwrap_or_default());
+                        idle = Some(Box::pin(runtime.sleep(wait.max(max / 64))));
+                    }
+                    (_, None) => idle = None,
+                },
+                Event::AgeGraceOver => {
+                    log::warn!(
+                        "{}: streams still open {:?} after its max_age drain; forcing it",
+                        self.who,
+                        config.max_connection_age_grace.unwrap_or_default()
+                    );
+                    self.force(&mut h2, last_stream).await;
+                    return false;
                 }
                 Event::AckTimeout => {
                     // h2 does not say whether the ACK came (it may have, with
@@ -251,23 +324,37 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     return true;
                 }
                 Event::Stop => {
-                    // GOAWAY(last processed, CANCEL): the client learns which
-                    // streams were never processed and may retry them.
-                    h2.abrupt_shutdown(Reason::CANCEL);
-                    self.flush(&mut h2).await;
-                    // Whatever is still open was cut; count it now, since a
-                    // hard stop does not wait for the handlers to notice.
-                    let cut = self.conn.seal();
-                    for _ in 0..cut {
-                        self.server.shutdown.stats().stream_reset();
-                    }
+                    self.force(&mut h2, last_stream).await;
                     log::info!(
-                        "{}: closed by hard stop (last stream {last_stream}, {cut} streams cut)",
+                        "{}: closed by hard stop (last stream {last_stream})",
                         self.who
                     );
                     return false;
                 }
             }
+        }
+    }
+
+    /// Closes the connection now: GOAWAY(last processed, CANCEL), so the
+    /// client learns which streams were never processed and may retry them,
+    /// then the socket. Streams still open were cut; they are counted here,
+    /// since nothing waits for their handlers to notice.
+    async fn force<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        h2: &mut Connection<IO, Bytes>,
+        last_stream: u32,
+    ) {
+        h2.abrupt_shutdown(Reason::CANCEL);
+        self.flush(h2).await;
+        let cut = self.conn.seal();
+        for _ in 0..cut {
+            self.server.shutdown.stats().stream_reset();
+        }
+        if cut > 0 {
+            log::info!(
+                "{}: forced closed: {cut} streams cut (last stream {last_stream})",
+                self.who
+            );
         }
     }
 
