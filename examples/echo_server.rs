@@ -6,7 +6,9 @@
 //! ```
 //!
 //! First line on stdout: `listening on ADDR`. SIGTERM or SIGINT: graceful stop
-//! bounded by `--grace`, then a hard stop; a second signal: hard stop at once.
+//! bounded by `--grace` (after a `--lame-duck` phase, if given, in which it
+//! still serves but `/ready` says 503 and the gRPC health service
+//! NOT_SERVING), then a hard stop; a second signal: hard stop at once.
 //! Last line: the one-line `shutdown:` report. SIGUSR1 (at any time, also
 //! during a stop): the stragglers, each connection with its open streams'
 //! paths and ages, on stderr. Routes: see `support/echo.rs`.
@@ -25,7 +27,7 @@ use winddown::{Report, Shutdown};
 #[path = "support/echo.rs"]
 mod echo;
 
-const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--listen ADDR] [--grace DURATION]
+const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--listen ADDR] [--grace DURATION] [--lame-duck DURATION]
                    [--ping-ack-timeout DURATION] [--handshake-timeout DURATION]
                    [--linger DURATION] [--flush-timeout DURATION] [--max-concurrent-streams N]
                    [--max-connection-idle DURATION] [--max-connection-age DURATION]
@@ -36,6 +38,7 @@ struct Options {
     runtime: String,
     listen: SocketAddr,
     grace: Duration,
+    lame_duck: Duration,
     config: Config,
 }
 
@@ -44,6 +47,7 @@ fn parse_args() -> Result<Options, String> {
         runtime: "smol".into(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         grace: Duration::from_secs(10),
+        lame_duck: Duration::ZERO,
         config: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -63,6 +67,7 @@ fn parse_args() -> Result<Options, String> {
                     .map_err(|e| format!("bad --listen {value:?}: {e}"))?
             }
             "--grace" => options.grace = duration()?,
+            "--lame-duck" => options.lame_duck = duration()?,
             "--ping-ack-timeout" => options.config = options.config.ping_ack_timeout(duration()?),
             "--handshake-timeout" => options.config = options.config.handshake_timeout(duration()?),
             "--linger" => options.config = options.config.linger(duration()?),
@@ -121,7 +126,10 @@ fn run_smol(options: Options) -> Result<(), String> {
         let listener = rt::TcpListener::bind(options.listen).await;
         let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let signals = (rt::stop_on_signals, rt::print_held_on_sigusr1);
+        let signals = (
+            rt::stop_on_signals_with_lame_duck,
+            rt::print_held_on_sigusr1,
+        );
         serve(rt::runtime(), listener, addr, signals, options).await
     })
 }
@@ -136,7 +144,10 @@ fn run_tokio(options: Options) -> Result<(), String> {
         let listener = rt::TcpListener::bind(options.listen).await;
         let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let signals = (rt::stop_on_signals, rt::print_held_on_sigusr1);
+        let signals = (
+            rt::stop_on_signals_with_lame_duck,
+            rt::print_held_on_sigusr1,
+        );
         serve(rt::runtime(), listener, addr, signals, options).await
     })
 }
@@ -152,21 +163,17 @@ async fn serve<R, L, S, F, U, G>(
 where
     R: Runtime,
     L: Listener,
-    S: FnOnce(&Shutdown, Duration) -> std::io::Result<F>,
+    S: FnOnce(&Shutdown, Duration, Duration) -> std::io::Result<F>,
     F: Future<Output = Report>,
     U: FnOnce(&Shutdown) -> std::io::Result<G>,
     G: Future<Output = ()> + Send + 'static,
 {
     let shutdown = Shutdown::new();
-    let server = Server::new(
-        &shutdown,
-        runtime.clone(),
-        options.config,
-        echo::Echo::new(runtime.clone()),
-    );
+    let echo = echo::Echo::new(runtime.clone()).with_readiness(shutdown.not_ready_token());
+    let server = Server::new(&shutdown, runtime.clone(), options.config, echo);
     runtime.spawn(server.serve(listener));
     // Handlers first, then the announcement: a driver may signal at once.
-    let stopped = stop_on_signals(&shutdown, options.grace)
+    let stopped = stop_on_signals(&shutdown, options.lame_duck, options.grace)
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let dump =
         print_held_on_sigusr1(&shutdown).map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;

@@ -18,6 +18,9 @@ use crate::StreamCounts;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Phase {
+    /// Lame duck: everything is still served, but the server reports itself
+    /// not ready, so load balancers move traffic away before the GOAWAYs.
+    LameDuck,
     /// Listeners stop accepting; waits for every accept loop to let go.
     CloseListeners,
     /// Connections are told to drain (GOAWAY); waits until every connection
@@ -35,6 +38,7 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Phase::LameDuck => f.write_str("lame duck"),
             Phase::CloseListeners => f.write_str("close listeners"),
             Phase::DrainConnections => f.write_str("drain connections"),
             Phase::WaitHandlers => f.write_str("wait for handlers"),

@@ -89,7 +89,10 @@ pub struct Shutdown {
 }
 
 pub(crate) struct Core {
-    /// Fires first: accept loops close their listeners.
+    /// Fires first, at the start of any stop: the server is no longer ready
+    /// (readiness probes fail). A child of `close`.
+    not_ready: DrainToken,
+    /// Accept loops close their listeners.
     close: DrainToken,
     /// Connections drain. A child of `stop`; `close` is a child of this.
     drain: DrainToken,
@@ -128,8 +131,10 @@ impl Shutdown {
         let stop = DrainToken::new();
         let drain = stop.child();
         let close = drain.child();
+        let not_ready = close.child();
         Self {
             core: Arc::new(Core {
+                not_ready,
                 close,
                 drain,
                 stop,
@@ -145,6 +150,34 @@ impl Shutdown {
                 finished: DrainToken::new(),
             }),
         }
+    }
+
+    /// Fires when the server stops being ready: at the start of any stop
+    /// (before the lame-duck phase, if there is one). A readiness hook: wire
+    /// it to a readiness probe or a health service.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// assert!(shutdown.is_ready());
+    /// let not_ready = shutdown.not_ready_token();
+    /// futures_lite::future::block_on(shutdown.graceful_stop());
+    /// assert!(not_ready.is_fired() && !shutdown.is_ready());
+    /// ```
+    pub fn not_ready_token(&self) -> DrainToken {
+        self.core.not_ready.clone()
+    }
+
+    /// Whether the server is ready (no stop has begun).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// assert!(winddown::Shutdown::new().is_ready());
+    /// ```
+    pub fn is_ready(&self) -> bool {
+        !self.core.not_ready.is_fired()
     }
 
     /// Fires when listeners must close (the first step of any stop).
@@ -369,12 +402,47 @@ impl Shutdown {
     /// assert_eq!(report.held.unwrap().handlers, 1);
     /// ```
     pub async fn graceful_stop_with_deadline(&self, deadline: impl Future<Output = ()>) -> Report {
+        self.run_graceful(None::<future::Ready<()>>, deadline).await
+    }
+
+    /// Runs a graceful stop that begins with a lame-duck phase: the server
+    /// reports itself not ready ([`not_ready_token`](Self::not_ready_token))
+    /// but keeps serving everything until `lame_duck` completes, so load
+    /// balancers move traffic away first; then the usual phases. The deadline
+    /// covers the whole stop, lame duck included.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use futures_lite::future;
+    /// use winddown::{Phase, Shutdown};
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let report = future::block_on(shutdown.graceful_stop_with_lame_duck(
+    ///     future::ready(()), // a runtime's timer in practice
+    ///     future::pending(),
+    /// ));
+    /// assert_eq!(report.phases[0].0, Phase::LameDuck);
+    /// ```
+    pub async fn graceful_stop_with_lame_duck(
+        &self,
+        lame_duck: impl Future<Output = ()>,
+        deadline: impl Future<Output = ()>,
+    ) -> Report {
+        self.run_graceful(Some(lame_duck), deadline).await
+    }
+
+    async fn run_graceful(
+        &self,
+        lame_duck: Option<impl Future<Output = ()>>,
+        deadline: impl Future<Output = ()>,
+    ) -> Report {
         if let Some(report) = self.report() {
             return report;
         }
         self.core.begin();
         let graceful = async {
-            self.core.graceful_phases().await;
+            self.core.graceful_phases(lame_duck).await;
             false
         };
         let preempted = async {
@@ -415,9 +483,44 @@ impl Shutdown {
     /// let report = future::block_on(shutdown.stop_on_signals(signals, future::pending));
     /// assert_eq!(report.outcome, Outcome::Forced(ForceReason::Requested));
     /// ```
-    pub async fn stop_on_signals<S, G>(&self, mut signals: S, grace: impl FnOnce() -> G) -> Report
+    pub async fn stop_on_signals<S, G>(&self, signals: S, grace: impl FnOnce() -> G) -> Report
     where
         S: Stream + Unpin,
+        G: Future<Output = ()>,
+    {
+        self.stop_on_signals_with_lame_duck(signals, None::<fn() -> future::Ready<()>>, grace)
+            .await
+    }
+
+    /// [`stop_on_signals`](Self::stop_on_signals) with a lame-duck phase
+    /// first (see [`graceful_stop_with_lame_duck`](Self::graceful_stop_with_lame_duck));
+    /// `lame_duck` makes its timer when the first signal arrives. A second
+    /// signal during the lame duck stops at once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use futures_lite::{future, stream, StreamExt};
+    /// use winddown::{Phase, Shutdown};
+    ///
+    /// let shutdown = Shutdown::new();
+    /// let signals = stream::iter([()]).chain(stream::pending());
+    /// let report = future::block_on(shutdown.stop_on_signals_with_lame_duck(
+    ///     signals,
+    ///     Some(|| future::ready(())),
+    ///     future::pending,
+    /// ));
+    /// assert_eq!(report.phases[0].0, Phase::LameDuck);
+    /// ```
+    pub async fn stop_on_signals_with_lame_duck<S, L, G>(
+        &self,
+        mut signals: S,
+        lame_duck: Option<impl FnOnce() -> L>,
+        grace: impl FnOnce() -> G,
+    ) -> Report
+    where
+        S: Stream + Unpin,
+        L: Future<Output = ()>,
         G: Future<Output = ()>,
     {
         if signals.next().await.is_none() {
@@ -430,7 +533,8 @@ impl Shutdown {
             // Recorded first, so the report says "requested", not "deadline".
             self.core.escalate(ForceReason::Requested);
         };
-        self.graceful_stop_with_deadline(future::or(second, grace()))
+        let lame_duck = lame_duck.map(|make| make());
+        self.run_graceful(lame_duck, future::or(second, grace()))
             .await
     }
 
@@ -566,7 +670,12 @@ impl Core {
         }
     }
 
-    async fn graceful_phases(&self) {
+    async fn graceful_phases(&self, lame_duck: Option<impl Future<Output = ()>>) {
+        self.not_ready.fire();
+        if let Some(lame_duck) = lame_duck {
+            self.enter(Phase::LameDuck);
+            lame_duck.await;
+        }
         self.enter(Phase::CloseListeners);
         self.close.fire();
         self.listeners.wait().await;

@@ -14,13 +14,14 @@ use std::time::Duration;
 use client::*;
 use frames::{code, Close, Frame, MAX_STREAM_ID};
 use server::{test_config, Rt, TestServer, BOUND};
-use winddown::Outcome;
+use winddown::{Outcome, Phase};
 
 on_every_runtime!(
     max_age_drains_a_connection_with_the_two_phase_goaway,
     max_age_grace_forces_streams_that_outlive_it,
     handlers_see_their_connection_drain_at_max_age,
     max_idle_drains_idle_connections_but_not_busy_ones,
+    lame_duck_keeps_serving_but_reports_not_ready,
 );
 
 const SHORT: Duration = Duration::from_millis(200);
@@ -115,4 +116,38 @@ fn max_idle_drains_idle_connections_but_not_busy_ones(rt: Rt) {
         server.graceful_stop(BOUND).report().outcome,
         Outcome::Graceful
     );
+}
+
+fn lame_duck_keeps_serving_but_reports_not_ready(rt: Rt) {
+    let server = TestServer::start(rt, test_config());
+    let mut client = connect(&server);
+    let ready = |client: &mut frames::FrameClient, stream: u32| {
+        client
+            .send_request(stream, "GET", "/ready", &[], true)
+            .unwrap();
+        let frames = client
+            .read_until(true, |f| f.stream() == stream && f.end_stream())
+            .unwrap();
+        assert!(
+            goaways(&frames).is_empty(),
+            "no GOAWAY during the lame duck"
+        );
+        response(&frames, stream).0
+    };
+    assert_eq!(ready(&mut client, 1), Some(200));
+    let stopping = server.graceful_stop_with_lame_duck(Duration::from_secs(1), BOUND);
+    assert!(server
+        .shutdown
+        .not_ready_token()
+        .wait_blocking_timeout(BOUND));
+    // Not ready, yet everything is still served, new connections included.
+    assert_eq!(ready(&mut client, 3), Some(503));
+    assert_serves_others(&server);
+    // Then the usual drain.
+    let (frames, close) = client.collect_until_close(true).unwrap();
+    assert_eq!(goaways(&frames).len(), 2, "{}", frames::describe(&frames));
+    assert_eq!(close, Close::Fin);
+    let report = stopping.report();
+    assert_eq!(report.outcome, Outcome::Graceful);
+    assert_eq!(report.phases[0].0, Phase::LameDuck);
 }

@@ -11,6 +11,8 @@
 //! | `GET /block/<ms>` | blocks its thread for that long (a handler doing blocking I/O) |
 //! | `GET /bytes/<n>` | n zero bytes, in 64 KiB chunks (a large download) |
 //! | `POST /echo.Echo/Say` (gRPC) | `echo:<message>`, `grpc-status: 0`; `sleep:<N>ms` sleeps first |
+//! | `GET /ready` | 200 while ready; 503 once a stop began (lame duck included) |
+//! | `POST /grpc.health.v1.Health/Check` (gRPC) | SERVING while ready, NOT_SERVING once a stop began |
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -23,15 +25,32 @@ use winddown::http2::{Handler, Request, Responder, Runtime};
 /// Largest request body the echo routes accept.
 pub const MAX_BODY: usize = 4 << 20;
 
-/// The echo application; it needs the runtime only to sleep.
+/// The echo application; it needs the runtime only to sleep, and the
+/// shutdown's readiness for `/ready` and the health service.
 #[derive(Clone)]
 pub struct Echo<R> {
     runtime: R,
+    not_ready: Option<winddown::DrainToken>,
 }
 
 impl<R: Runtime> Echo<R> {
     pub fn new(runtime: R) -> Self {
-        Self { runtime }
+        Self {
+            runtime,
+            not_ready: None,
+        }
+    }
+
+    /// Reports readiness from this token (a `Shutdown::not_ready_token`).
+    pub fn with_readiness(mut self, not_ready: winddown::DrainToken) -> Self {
+        self.not_ready = Some(not_ready);
+        self
+    }
+
+    fn is_ready(&self) -> bool {
+        self.not_ready
+            .as_ref()
+            .is_none_or(|token| !token.is_fired())
     }
 
     async fn serve(&self, mut request: Request, responder: Responder) {
@@ -43,6 +62,28 @@ impl<R: Runtime> Echo<R> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
         match (request.method().clone(), segments.as_slice()) {
+            (Method::POST, ["grpc.health.v1.Health", "Check"]) if is_grpc => {
+                // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }
+                let status = if self.is_ready() { 1 } else { 2 };
+                let Ok(mut stream) = responder.stream(grpc_head()) else {
+                    return;
+                };
+                if stream
+                    .send(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]))
+                    .await
+                    .is_ok()
+                {
+                    let _ = stream.finish_with_trailers(grpc_status(0, None)).await;
+                }
+            }
+            (Method::GET, ["ready"]) => {
+                let (code, body) = if self.is_ready() {
+                    (StatusCode::OK, "ready\n")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "stopping\n")
+                };
+                let _ = responder.send(status(code), body).await;
+            }
             (Method::POST, ["echo.Echo", "Say"]) if is_grpc => {
                 self.grpc_say(request, responder).await
             }

@@ -82,8 +82,9 @@ impl TestServer {
                     .expect("bind a loopback port");
                 let addr = listener.local_addr().expect("local address");
                 let runtime = winddown_smol::SmolRuntime::global();
-                let server =
-                    Server::new(&shutdown, runtime.clone(), config, echo::Echo::new(runtime));
+                let echo =
+                    echo::Echo::new(runtime.clone()).with_readiness(shutdown.not_ready_token());
+                let server = Server::new(&shutdown, runtime, config, echo);
                 smol::spawn(server.serve(listener)).detach();
                 addr
             }
@@ -94,8 +95,9 @@ impl TestServer {
                     .expect("bind a loopback port");
                 let addr = listener.local_addr().expect("local address");
                 let runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());
-                let server =
-                    Server::new(&shutdown, runtime.clone(), config, echo::Echo::new(runtime));
+                let echo =
+                    echo::Echo::new(runtime.clone()).with_readiness(shutdown.not_ready_token());
+                let server = Server::new(&shutdown, runtime, config, echo);
                 tokio.spawn(server.serve(listener));
                 addr
             }
@@ -128,6 +130,27 @@ impl TestServer {
                 let timer = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone())
                     .sleep(deadline);
                 tokio.block_on(shutdown.graceful_stop_with_deadline(timer))
+            }
+        })
+    }
+
+    /// Starts a graceful stop with a lame-duck phase of `lame_duck` first.
+    pub fn graceful_stop_with_lame_duck(
+        &self,
+        lame_duck: Duration,
+        deadline: Duration,
+    ) -> Stopping {
+        self.in_background(move |shutdown, rt| match rt {
+            Rt::Smol => {
+                let runtime = winddown_smol::SmolRuntime::global();
+                let (lame_duck, deadline) = (runtime.sleep(lame_duck), runtime.sleep(deadline));
+                smol::block_on(shutdown.graceful_stop_with_lame_duck(lame_duck, deadline))
+            }
+            Rt::Tokio => {
+                let tokio = tokio_runtime();
+                let runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());
+                let (lame_duck, deadline) = (runtime.sleep(lame_duck), runtime.sleep(deadline));
+                tokio.block_on(shutdown.graceful_stop_with_lame_duck(lame_duck, deadline))
             }
         })
     }

@@ -233,11 +233,35 @@ pub fn stop_on_signals(
     shutdown: &Shutdown,
     grace: Duration,
 ) -> io::Result<impl Future<Output = Report> + Send + 'static> {
+    stop_on_signals_with_lame_duck(shutdown, Duration::ZERO, grace)
+}
+
+/// [`stop_on_signals`] with a lame-duck phase of `lame_duck` first (none if
+/// zero): the server keeps serving but reports itself not ready, so load
+/// balancers move traffic away before the GOAWAYs. `grace` covers the whole
+/// stop, lame duck included.
+///
+/// # Example
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use std::time::Duration;
+/// let shutdown = winddown::Shutdown::new();
+/// let stopped = winddown_smol::stop_on_signals_with_lame_duck(&shutdown, Duration::from_secs(5), Duration::from_secs(30))?;
+/// println!("{}", stopped.await);
+/// # std::io::Result::Ok(()) });
+/// ```
+pub fn stop_on_signals_with_lame_duck(
+    shutdown: &Shutdown,
+    lame_duck: Duration,
+    grace: Duration,
+) -> io::Result<impl Future<Output = Report> + Send + 'static> {
     let signals = Signals::new([Signal::Term, Signal::Int])?;
     let shutdown = shutdown.clone();
+    let lame_duck = (!lame_duck.is_zero()).then_some(move || runtime().sleep(lame_duck));
     Ok(async move {
         shutdown
-            .stop_on_signals(signals, || runtime().sleep(grace))
+            .stop_on_signals_with_lame_duck(signals, lame_duck, || runtime().sleep(grace))
             .await
     })
 }

@@ -263,6 +263,30 @@ pub fn stop_on_signals(
     shutdown: &Shutdown,
     grace: Duration,
 ) -> io::Result<impl Future<Output = Report> + Send + 'static> {
+    stop_on_signals_with_lame_duck(shutdown, Duration::ZERO, grace)
+}
+
+/// [`stop_on_signals`] with a lame-duck phase of `lame_duck` first (none if
+/// zero): the server keeps serving but reports itself not ready, so load
+/// balancers move traffic away before the GOAWAYs. `grace` covers the whole
+/// stop, lame duck included.
+///
+/// # Example
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> std::io::Result<()> {
+/// use std::time::Duration;
+/// let shutdown = winddown::Shutdown::new();
+/// let stopped = winddown_tokio::stop_on_signals_with_lame_duck(&shutdown, Duration::from_secs(5), Duration::from_secs(30))?;
+/// println!("{}", stopped.await);
+/// # Ok(()) }
+/// ```
+pub fn stop_on_signals_with_lame_duck(
+    shutdown: &Shutdown,
+    lame_duck: Duration,
+    grace: Duration,
+) -> io::Result<impl Future<Output = Report> + Send + 'static> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let signals = futures_lite::stream::poll_fn(move |cx| {
@@ -276,9 +300,11 @@ pub fn stop_on_signals(
     });
     let shutdown = shutdown.clone();
     let runtime = runtime();
+    let timers = runtime.clone();
+    let lame_duck = (!lame_duck.is_zero()).then_some(move || timers.sleep(lame_duck));
     Ok(async move {
         shutdown
-            .stop_on_signals(signals, || runtime.sleep(grace))
+            .stop_on_signals_with_lame_duck(signals, lame_duck, || runtime.sleep(grace))
             .await
     })
 }
