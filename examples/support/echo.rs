@@ -50,7 +50,7 @@ impl<R: Runtime> Echo<R> {
     fn is_ready(&self) -> bool {
         self.not_ready
             .as_ref()
-            .is_none_or(|token| !token.is_fired())
+            .map_or(true, |token| !token.is_fired())
     }
 
     async fn serve(&self, mut request: Request, responder: Responder) {
