@@ -17,6 +17,7 @@ use crate::StreamCounts;
 /// assert_eq!(Phase::Scope("queue".into()).to_string(), "scope queue");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Phase {
     /// Lame duck: everything is still served, but the server reports itself
     /// not ready, so load balancers move traffic away before the GOAWAYs.

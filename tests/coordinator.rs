@@ -90,7 +90,7 @@ fn parked_in(phase: &Phase) -> (Shutdown, Vec<Box<dyn std::any::Any>>) {
         Phase::DrainConnections => held.push(Box::new(shutdown.connection(None))),
         Phase::WaitHandlers => held.push(Box::new(shutdown.handler())),
         Phase::Scope(name) => held.push(Box::new(shutdown.scope(name).track())),
-        Phase::Force => unreachable!(),
+        _ => unreachable!("not a waiting phase: {phase}"),
     }
     (shutdown, held)
 }
