@@ -54,7 +54,11 @@ pub struct Registry<M> {
 struct Shared<M> {
     shards: Box<[Mutex<Shard<M>>]>,
     len: AtomicUsize,
+    /// Notified on every removal (for `wait_until`).
     removed: Event,
+    /// Notified only when the last entry goes (for `wait_empty`): a stop
+    /// waiting for 10,000 connections is woken once, not 10,000 times.
+    emptied: Event,
 }
 
 /// A slab: removal leaves a hole that the next insert reuses.
@@ -131,6 +135,7 @@ impl<M> Registry<M> {
                     .collect(),
                 len: AtomicUsize::new(0),
                 removed: Event::new(),
+                emptied: Event::new(),
             }),
         }
     }
@@ -254,7 +259,8 @@ impl<M> Registry<M> {
     /// assert!(registry.is_empty());
     /// ```
     pub async fn wait_empty(&self) {
-        self.wait_until(Self::is_empty).await
+        // Woken by the last removal only, not by every one.
+        wait::until(&self.shared.emptied, |_| self.is_empty()).await
     }
 
     /// Blocks the current thread until `condition` holds; see
@@ -281,7 +287,7 @@ impl<M> Registry<M> {
     /// registry.wait_empty_blocking(); // empty: returns at once
     /// ```
     pub fn wait_empty_blocking(&self) {
-        self.wait_until_blocking(Self::is_empty)
+        wait::block_until(&self.shared.emptied, |_| self.is_empty(), None);
     }
 
     /// Blocks until the registry is empty or `timeout` passes; returns whether
@@ -299,7 +305,7 @@ impl<M> Registry<M> {
     /// assert!(registry.wait_empty_blocking_timeout(Duration::from_millis(1)));
     /// ```
     pub fn wait_empty_blocking_timeout(&self, timeout: Duration) -> bool {
-        wait::block_until(&self.shared.removed, |_| self.is_empty(), Some(timeout))
+        wait::block_until(&self.shared.emptied, |_| self.is_empty(), Some(timeout))
     }
 }
 
@@ -381,7 +387,9 @@ impl<M> Drop for Registered<M> {
         drop(removed);
         // Release publishes everything done under the entry to a waiter that
         // observes the new count.
-        self.shared.len.fetch_sub(1, Ordering::Release);
+        if self.shared.len.fetch_sub(1, Ordering::Release) == 1 {
+            self.shared.emptied.notify(usize::MAX);
+        }
         self.shared.removed.notify(usize::MAX);
     }
 }

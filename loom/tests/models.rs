@@ -156,6 +156,23 @@ fn registry_removal_wakes_wait_empty() {
     });
 }
 
+/// RG-1: `wait_empty` is woken by the last removal alone (it does not listen
+/// to every removal), whichever thread makes it.
+#[test]
+fn registry_last_removal_wakes_wait_empty() {
+    loom::model(|| {
+        let registry = Registry::new();
+        let a = registry.insert(1u8);
+        let b = registry.insert(2u8);
+        let ta = thread::spawn(move || drop(a));
+        let tb = thread::spawn(move || drop(b));
+        block_on(registry.wait_empty());
+        assert!(registry.is_empty());
+        ta.join().unwrap();
+        tb.join().unwrap();
+    });
+}
+
 /// RG-3: concurrent insert and remove on two threads keep the count and the
 /// contents consistent.
 #[test]

@@ -113,9 +113,11 @@ pub(crate) async fn serve<R, H, IO>(
         }
     };
 
-    // FIN (h2 already shut the write side down on a normal close; a second
-    // shutdown is harmless). Bounded: a client that stops reading cannot hold it.
-    let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
+    // FIN, unless h2 already sent it (`linger` means it closed the connection
+    // itself). Bounded: a client that stops reading cannot hold it.
+    if !linger {
+        let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
+    }
     if linger && !stop.is_fired() {
         // Read and discard until the client's EOF, so unread bytes in our
         // receive buffer do not turn the close into an RST that destroys
@@ -320,8 +322,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     // As if the ACK had come: the final GOAWAY carries the last
                     // stream processed. Nothing is queued, so nothing is lost.
                     h2.abrupt_shutdown(Reason::NO_ERROR);
-                    self.flush(&mut h2).await;
-                    return true;
+                    return self.flush(&mut h2).await;
                 }
                 Event::Stop => {
                     self.force(&mut h2, last_stream).await;
@@ -358,20 +359,25 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         }
     }
 
-    /// Lets h2 write the final GOAWAY and FIN, within the flush timeout.
-    async fn flush<IO: AsyncRead + AsyncWrite + Unpin>(&self, h2: &mut Connection<IO, Bytes>) {
+    /// Lets h2 write the final GOAWAY and FIN, within the flush timeout;
+    /// returns whether it did.
+    async fn flush<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        h2: &mut Connection<IO, Bytes>,
+    ) -> bool {
         let closed = poll_fn(|cx| h2.poll_closed(cx));
         let config = &self.server.config;
-        if within(&self.server.runtime, config.flush_timeout, closed)
+        let flushed = within(&self.server.runtime, config.flush_timeout, closed)
             .await
-            .is_none()
-        {
+            .is_some();
+        if !flushed {
             log::warn!(
                 "{}: final GOAWAY not flushed within {:?}; dropping the socket",
                 self.who,
                 config.flush_timeout
             );
         }
+        flushed
     }
 
     fn responder(&self, respond: SendResponse<Bytes>, path: &str) -> Responder {
