@@ -110,6 +110,7 @@ impl ConnInfo {
     }
 
     /// How long no stream has been open, or `None` while one is.
+    #[cfg(feature = "http2")]
     pub(crate) fn idle_for(&self) -> Option<Duration> {
         let streams = self.lock_streams();
         streams
