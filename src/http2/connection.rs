@@ -123,7 +123,9 @@ pub(crate) async fn serve<R, H, IO>(
         // receive buffer do not turn the close into an RST that destroys
         // responses still in flight.
         let discard = async {
-            let mut buf = [0u8; 4096];
+            // On the heap, and only while lingering: inline, it would sit in
+            // every connection's future for its whole life.
+            let mut buf = vec![0u8; 4096];
             while let Ok(1..) = io.read(&mut buf).await {}
         };
         let cut = async { stop.wait().await };
@@ -430,5 +432,34 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
             // h2 detected a protocol violation and sent GOAWAY with the reason.
             log::warn!("{who}: closing: protocol error from client: {e}");
         }
+    }
+}
+
+#[cfg(all(test, not(winddown_loom)))]
+mod tests {
+    use crate::http2::{Config, Request, Responder, Runtime, Server};
+
+    /// Every idle connection keeps one of these futures alive, so its size is
+    /// memory per connection. h2's own connection is about 1.3 KB of it; the
+    /// budget leaves room for ours, and catches a buffer inlined by mistake
+    /// (a 4 KiB linger buffer once made it 14 KB).
+    #[test]
+    fn connection_future_stays_small() {
+        #[derive(Clone)]
+        struct NoRuntime;
+        impl Runtime for NoRuntime {
+            type Sleep = std::future::Pending<()>;
+            fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, _: F) {}
+            fn sleep(&self, _: std::time::Duration) -> Self::Sleep {
+                std::future::pending()
+            }
+        }
+        async fn handler(_: Request, _: Responder) {}
+        let shutdown = crate::Shutdown::new();
+        let server = Server::new(&shutdown, NoRuntime, Config::default(), handler);
+        let (io, _peer) = tokio::io::duplex(64);
+        let serving = super::serve(server.inner_for_tests(), io, None, shutdown.track());
+        let size = std::mem::size_of_val(&serving);
+        assert!(size <= 6 * 1024, "a connection's future is {size} bytes");
     }
 }

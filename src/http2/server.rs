@@ -220,6 +220,13 @@ impl<R: Runtime, H: Handler> Server<R, H> {
     }
 }
 
+#[cfg(test)]
+impl<R, H> Server<R, H> {
+    pub(crate) fn inner_for_tests(&self) -> Arc<Inner<R, H>> {
+        self.inner.clone()
+    }
+}
+
 impl<R, H> Clone for Server<R, H> {
     fn clone(&self) -> Self {
         Self {
