@@ -640,6 +640,22 @@ impl Shutdown {
         format!("stragglers ({phase}):\n{:#}", self.held())
     }
 
+    /// Prints [`straggler_dump`](Self::straggler_dump) to stderr on every item
+    /// of `signals` (SIGUSR1 in the runtime adapters), until the stream ends.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let one_signal = futures_lite::stream::iter([()]);
+    /// futures_lite::future::block_on(shutdown.print_held_on(one_signal));
+    /// ```
+    pub async fn print_held_on<S: Stream + Unpin>(&self, mut signals: S) {
+        while signals.next().await.is_some() {
+            eprintln!("{}", self.straggler_dump());
+        }
+    }
+
     /// What would hold a stop right now: live listeners, connections, tasks,
     /// handlers and busy scopes (the live straggler list).
     ///

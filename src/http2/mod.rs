@@ -49,7 +49,7 @@ mod server;
 pub use config::Config;
 pub use error::Error;
 pub use handler::{Handler, Request, RequestBody, Responder, ResponseBody, StreamContext};
-pub use runtime::Runtime;
+pub use runtime::{stop_on_signals, Runtime};
 pub use server::{Listener, Server};
 
 pub use {bytes, h2, http};

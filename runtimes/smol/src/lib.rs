@@ -257,13 +257,13 @@ pub fn stop_on_signals_with_lame_duck(
     grace: Duration,
 ) -> io::Result<impl Future<Output = Report> + Send + 'static> {
     let signals = Signals::new([Signal::Term, Signal::Int])?;
-    let shutdown = shutdown.clone();
-    let lame_duck = (!lame_duck.is_zero()).then_some(move || runtime().sleep(lame_duck));
-    Ok(async move {
-        shutdown
-            .stop_on_signals_with_lame_duck(signals, lame_duck, || runtime().sleep(grace))
-            .await
-    })
+    Ok(winddown::http2::stop_on_signals(
+        runtime(),
+        shutdown,
+        signals,
+        lame_duck,
+        grace,
+    ))
 }
 
 /// The runtime, by the same name in every adapter: switching between
@@ -295,12 +295,7 @@ pub fn runtime() -> SmolRuntime {
 pub fn print_held_on_sigusr1(
     shutdown: &Shutdown,
 ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
-    let mut signals = Signals::new([Signal::Usr1])?;
+    let signals = Signals::new([Signal::Usr1])?;
     let shutdown = shutdown.clone();
-    Ok(async move {
-        use futures_lite::StreamExt;
-        while signals.next().await.is_some() {
-            eprintln!("{}", shutdown.straggler_dump());
-        }
-    })
+    Ok(async move { shutdown.print_held_on(signals).await })
 }

@@ -298,15 +298,13 @@ pub fn stop_on_signals_with_lame_duck(
             _ => Poll::Pending,
         }
     });
-    let shutdown = shutdown.clone();
-    let runtime = runtime();
-    let timers = runtime.clone();
-    let lame_duck = (!lame_duck.is_zero()).then_some(move || timers.sleep(lame_duck));
-    Ok(async move {
-        shutdown
-            .stop_on_signals_with_lame_duck(signals, lame_duck, || runtime.sleep(grace))
-            .await
-    })
+    Ok(winddown::http2::stop_on_signals(
+        runtime(),
+        shutdown,
+        signals,
+        lame_duck,
+        grace,
+    ))
 }
 
 /// The runtime, by the same name in every adapter: switching between
@@ -343,10 +341,7 @@ pub fn print_held_on_sigusr1(
     shutdown: &Shutdown,
 ) -> io::Result<impl Future<Output = ()> + Send + 'static> {
     let mut usr1 = signal(SignalKind::user_defined1())?;
+    let signals = futures_lite::stream::poll_fn(move |cx| usr1.poll_recv(cx));
     let shutdown = shutdown.clone();
-    Ok(async move {
-        while usr1.recv().await.is_some() {
-            eprintln!("{}", shutdown.straggler_dump());
-        }
-    })
+    Ok(async move { shutdown.print_held_on(signals).await })
 }
