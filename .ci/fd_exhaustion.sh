@@ -18,53 +18,17 @@ cd "$(dirname "$0")/.."
 
 FD_LIMIT=64 # the runtimes need ~10 fds of their own; the rest go to connections
 CONNS=100   # > FD_LIMIT, < the listen backlog (128 for smol via std, 1024 for tokio) + FD_LIMIT
-CHECKS=2 passed=0 failed=0 # one check, on each of two runtimes
-tmp=$(mktemp -d)
+NAME=fd_exhaustion CHECKS=2 # one check, on each of two runtimes
 server_pid='' client_pid=''
-cleanup() {
+cleanup_hook() { # the processes this script started
   [[ -z $server_pid ]] || kill -KILL "$server_pid" 2>/dev/null || true
   [[ -z $client_pid ]] || kill -TERM "$client_pid" 2>/dev/null || true # `timeout` passes it on
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM # so signals also run cleanup
-
-die() { # setup failure: every check counts as failed
-  echo "FAIL setup: $*" >&2
-  echo "fd_exhaustion: 0 passed, $CHECKS failed"
-  exit 1
-}
-# Why a check failed, with captured files indented below (at most their first
-# and last 20 lines: a spinning server's log can be huge).
-why() {
-  local msg=$1 f; shift
-  echo "  reason: $msg"
-  for f in "$@"; do
-    echo "  --- $(basename "$f"):"
-    awk '{ if (NR <= 20) print "  | " $0; else t[NR % 20] = $0 }
-      END { if (NR > 40) print "  | ... (" NR - 40 " lines)"; for (i = (NR > 40 ? NR - 19 : 21); i <= NR; i++) print "  | " t[i % 20] }' \
-      "$f" 2>/dev/null || true
-  done
-  return 1
-}
-# Waits (bounded, in seconds) for a pid to exit; returns its exit status, 124 on timeout.
-wait_pid() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || return 124
-    sleep 0.05
-  done
-  wait "$pid"
-}
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 
 command -v python3 >/dev/null || die "python3 missing"
-if ! command -v curl >/dev/null; then
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
-    die "curl missing and cannot install it (not root or no apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq curl; } >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get install curl failed"; }
-fi
+require curl curl
 [[ -r /proc/self/stat ]] || die "/proc is needed (fd counts, CPU time)"
 
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"

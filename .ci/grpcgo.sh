@@ -38,40 +38,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKS=9 passed=0 failed=0 # four checks on each of two runtimes, one control
+NAME=grpcgo CHECKS=9 # four checks on each of two runtimes, one control
 POST_TERM_S=1              # load kept on after SIGTERM to A
-tmp=$(mktemp -d)
 pids=() # everything started here, killed by pid on exit
-cleanup() {
+cleanup_hook() { # the processes this script started
   local pid
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM
-
-die() {
-  echo "FAIL setup: $*" >&2
-  echo "grpcgo: 0 passed, $CHECKS failed"
-  exit 1
-}
-why() { # why a check failed, with captured files indented below; returns 1
-  local msg=$1 f; shift
-  echo "  reason: $msg"
-  for f in "$@"; do
-    echo "  --- $(basename "$f"):"
-    tail -n 40 "$f" 2>/dev/null | awk '{print "  | " $0}' || true
-  done
-  return 1
-}
-wait_pid() { # pid, seconds: its exit status, 124 on timeout
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || return 124
-    sleep 0.02
-  done
-  wait "$pid"
-}
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 wait_line() { # file, ERE, tenths of a second, [pid that must stay alive]
   local i
   for ((i = 0; i < $3 * 5; i++)); do

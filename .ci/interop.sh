@@ -12,49 +12,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKS=6 passed=0 failed=0 # three checks, on each of two runtimes
-tmp=$(mktemp -d)
+NAME=interop CHECKS=6 # three checks, on each of two runtimes
 server_pid='' client_pid='' ctl_fd=''
-cleanup() {
+cleanup_hook() { # the processes this script started
   [[ -z $ctl_fd ]] || exec {ctl_fd}>&- || true
   [[ -z $server_pid ]] || kill -KILL "$server_pid" 2>/dev/null || true
   [[ -z $client_pid ]] || kill -TERM "$client_pid" 2>/dev/null || true # `timeout` passes it on
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM # so signals also run cleanup
-
-die() { # setup failure: every check counts as failed
-  echo "FAIL setup: $*" >&2
-  echo "interop: 0 passed, $CHECKS failed"
-  exit 1
-}
-# Why a check failed, with captured files indented below.
-why() {
-  local msg=$1 f; shift
-  echo "  reason: $msg"
-  for f in "$@"; do echo "  --- $(basename "$f"):"; awk '{print "  | " $0}' "$f" 2>/dev/null || true; done
-  return 1
-}
-# Waits (bounded, in seconds) for a pid to exit; returns its exit status, 124 on timeout.
-wait_pid() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || return 124
-    sleep 0.05
-  done
-  wait "$pid"
-}
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 
 # --- tools: install real peers if missing (CI runs as root on Debian); never skip.
-if ! command -v nghttp >/dev/null || ! command -v curl >/dev/null; then
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
-    die "nghttp/curl missing and cannot install them (not root or no apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq nghttp2-client curl; } >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get install nghttp2-client curl failed"; }
-  command -v nghttp >/dev/null && command -v curl >/dev/null || die "nghttp/curl still missing after install"
-fi
+require "nghttp curl" "nghttp2-client curl"
 
 # --- Python grpcio in a venv of its own, made once and reused; never skipped.
 GRPCIO_VERSION=1.85.1 # manylinux x86_64 wheels for CPython 3.10-3.14 (checked with pip download)

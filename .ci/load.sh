@@ -39,55 +39,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CHECKS=2 passed=0 failed=0 # one check on each of two runtimes
+NAME=load CHECKS=2 # one check on each of two runtimes
 CONNS=100 STREAMS=10 SLEEP_MS=50
 # At most CONNS*STREAMS streams per SLEEP_MS: 60000 requests take >= 3 s, so
 # SIGTERM at 30% (>= 0.9 s in) always lands mid-run, however fast the machine.
 REQUESTS=60000 SIGTERM_AT=30 GRACE_S=10
-tmp=$(mktemp -d)
 server_pid='' client_pid=''
-cleanup() {
+cleanup_hook() { # the processes this script started
   [[ -z $server_pid ]] || kill -KILL "$server_pid" 2>/dev/null || true
   [[ -z $client_pid ]] || kill -TERM "$client_pid" 2>/dev/null || true # `timeout` passes it on
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-trap 'exit 130' INT; trap 'exit 143' TERM # so signals also run cleanup
-
-die() { # setup failure: every check counts as failed
-  echo "FAIL setup: $*" >&2
-  echo "load: 0 passed, $CHECKS failed"
-  exit 1
-}
-# Why a check failed, with captured files indented below (long files: head and tail).
-why() {
-  local msg=$1 f; shift
-  echo "  reason: $msg"
-  for f in "$@"; do
-    echo "  --- $(basename "$f"):"
-    { grep -v '^Process Request Failure:' "$f" | awk '{print "  | " $0}' | sed -e '40{s/.*/  | .../;q}'; } 2>/dev/null || true
-  done
-  return 1
-}
-# Waits (bounded, in seconds) for a pid to exit; returns its exit status, 124 on timeout.
-wait_pid() {
-  local pid=$1 deadline=$((SECONDS + $2))
-  while kill -0 "$pid" 2>/dev/null; do
-    ((SECONDS < deadline)) || return 124
-    sleep 0.05
-  done
-  wait "$pid"
-}
+WHY_SKIP='^Process Request Failure:' # h2load's per-connection noise
+# shellcheck source=.ci/lib.sh
+source .ci/lib.sh
 
 # --- tools: install h2load if missing (CI runs as root on Debian); never skip.
-if ! command -v h2load >/dev/null; then
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
-    die "h2load missing and cannot install it (not root or no apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq nghttp2-client; } >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get install nghttp2-client failed"; }
-  command -v h2load >/dev/null || die "h2load still missing after installing nghttp2-client"
-fi
+require h2load nghttp2-client
 
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"
 SERVER=${CARGO_TARGET_DIR:-target}/release/examples/echo_server
