@@ -102,73 +102,19 @@ SETTLE_S = 0.5  # between READY and the signal: the connections go idle
 procs = []
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+sys.path.insert(0, os.path.join(os.getcwd(), "benches"))
+from bench_procs import Proc as _Proc, fmt, log  # noqa: E402
 
 
-class Proc:
-    """A child whose merged output is read by a thread, reaped with wait4."""
+class Proc(_Proc):
+    """A child reaped with wait4, registered for the final clean-up."""
 
     def __init__(self, argv, stdin=False, logname=None):
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        super().__init__(argv, stdin, logname)
         procs.append(self)
-        self.pid, self.lines, self.eof = self.p.pid, [], False
-        self.cv = threading.Condition()
-        self.exit_at = self.rusage = self.status = None
-        self.logname = logname
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cv:
-                self.lines.append(line.rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.eof = True
-            self.cv.notify_all()
-
-    def wait_line(self, pattern, timeout):
-        rx, deadline, seen = re.compile(pattern), time.time() + timeout, 0
-        with self.cv:
-            while True:
-                for line in self.lines[seen:]:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                seen = len(self.lines)
-                left = deadline - time.time()
-                if self.eof or left <= 0:
-                    return None
-                self.cv.wait(left)
-
-    def wait_eof(self, timeout):
-        deadline = time.time() + timeout
-        with self.cv:
-            while not self.eof and time.time() < deadline:
-                self.cv.wait(deadline - time.time())
-
-    def reap(self):
-        _, status, ru = os.wait4(self.pid, 0)
-        self.exit_at, self.rusage, self.status = time.time(), ru, status
-        self.p.returncode = os.waitstatus_to_exitcode(status)
-
-    def reaper(self):
-        t = threading.Thread(target=self.reap, daemon=True)
-        t.start()
-        return t
-
-    def kill(self):
-        if self.p.returncode is None and self.exit_at is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def save(self):
-        if self.logname:
-            with open(os.path.join(out, self.logname), "w") as f:
-                f.write("\n".join(self.lines) + "\n")
+        super().save(out)
 
 
 def cpu_clock(pid):
@@ -309,10 +255,6 @@ def run(server, client, k, rep, strace=False):
 def median(xs):
     xs = [float(x) for x in xs if x != ""]
     return statistics.median(xs) if xs else None
-
-
-def fmt(x, digits=1):
-    return "-" if x is None else f"{x:,.{digits}f}"
 
 
 def ratio(a, b):

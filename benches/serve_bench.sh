@@ -74,61 +74,17 @@ RUNTIMES = ["smol", "tokio"]
 failed = 0
 
 
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+sys.path.insert(0, os.path.join(os.getcwd(), "benches"))
+from bench_procs import Proc as _Proc, fmt, log  # noqa: E402
 
 
-class Proc:
-    def __init__(self, argv, stdin=False, logname=None):
-        self.p = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.pid, self.lines, self.eof, self.logname = self.p.pid, [], False, logname
-        self.cv = threading.Condition()
-        self.exit_at = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            with self.cv:
-                self.lines.append(line.rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            self.eof = True
-            self.cv.notify_all()
-
-    def wait_line(self, pattern, timeout):
-        rx, deadline, seen = re.compile(pattern), time.time() + timeout, 0
-        with self.cv:
-            while True:
-                for line in self.lines[seen:]:
-                    m = rx.search(line)
-                    if m:
-                        return m
-                seen = len(self.lines)
-                left = deadline - time.time()
-                if self.eof or left <= 0:
-                    return None
-                self.cv.wait(left)
-
-    def reaper(self):
-        def reap():
-            os.waitpid(self.pid, 0)
-            self.exit_at = time.time()
-            self.p.returncode = 0
-        t = threading.Thread(target=reap, daemon=True)
-        t.start()
-        return t
-
+class Proc(_Proc):
     def stop(self):
+        """Kills the child if it is still running, then saves its output."""
         if self.exit_at is None and self.p.returncode is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            self.kill()
             self.p.wait()
-        if self.logname:
-            with open(os.path.join(out, self.logname), "w") as f:
-                f.write("\n".join(self.lines) + "\n")
+        self.save(out)
 
 
 def start_server(kind, runtime, tag):
@@ -145,10 +101,6 @@ def start_server(kind, runtime, tag):
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
-
-
-def fmt(x, d=1):
-    return "-" if x is None else f"{x:,.{d}f}"
 
 
 def judge(ok):
