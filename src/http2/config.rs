@@ -52,29 +52,9 @@ impl Default for Config {
     }
 }
 
-macro_rules! setting {
-    ($(#[$doc:meta])* $name:ident, $getter:ident: $ty:ty) => {
-        $(#[$doc])*
-        pub fn $name(mut self, value: $ty) -> Self {
-            self.$name = value;
-            self
-        }
-
-        #[doc = concat!("The current `", stringify!($name), "` (see [`", stringify!($name), "`](Self::", stringify!($name), ")).")]
-        ///
-        /// # Example
-        ///
-        /// ```
-        #[doc = concat!("let _ = winddown::http2::Config::default().", stringify!($getter), "();")]
-        /// ```
-        pub fn $getter(&self) -> $ty {
-            self.$name
-        }
-    };
-}
-
 impl Config {
     setting! {
+        "winddown::http2::Config",
         /// How long a draining connection waits for the ACK of the PING sent with
         /// the first GOAWAY (B5). After it, the server behaves as if the ACK came:
         /// new streams are refused with `REFUSED_STREAM`, open ones finish, then
@@ -91,6 +71,7 @@ impl Config {
     }
 
     setting! {
+        "winddown::http2::Config",
         /// How long a new connection may take to send the HTTP/2 preface (B6).
         ///
         /// # Example
@@ -104,6 +85,7 @@ impl Config {
     }
 
     setting! {
+        "winddown::http2::Config",
         /// After the server's FIN, how long it keeps reading (and discarding)
         /// what the client still sends, waiting for the client's own close, so
         /// unread bytes do not turn the close into an RST that destroys
@@ -120,6 +102,7 @@ impl Config {
     }
 
     setting! {
+        "winddown::http2::Config",
         /// On a hard stop, how long the final GOAWAY may take to reach a client
         /// before the socket is dropped regardless (a client that stops reading
         /// must not hold the stop).
@@ -135,6 +118,7 @@ impl Config {
     }
 
     setting! {
+        "winddown::http2::Config",
         /// The most streams one client may have open at once (advertised in
         /// SETTINGS; h2 refuses the excess with `REFUSED_STREAM`).
         ///

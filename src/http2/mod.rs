@@ -39,6 +39,30 @@
 //! # let _ = echo;
 //! ```
 
+/// A builder-style setter and its getter, documented, for the config types
+/// (`$config` is the type's path, for the getter's doc example).
+macro_rules! setting {
+    ($config:literal, $(#[$doc:meta])* $name:ident, $getter:ident: $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$name = value;
+            self
+        }
+
+        #[doc = concat!("The current `", stringify!($name), "` (see [`", stringify!($name), "`](Self::", stringify!($name), ")).")]
+        ///
+        /// # Example
+        ///
+        /// ```
+        #[doc = concat!("let _ = ", $config, "::default().", stringify!($getter), "();")]
+        /// ```
+        pub fn $getter(&self) -> $ty {
+            self.$name
+        }
+    };
+}
+
+pub mod client;
 mod config;
 mod connection;
 mod error;
@@ -52,4 +76,5 @@ pub use handler::{Handler, Request, RequestBody, Responder, ResponseBody, Stream
 pub use runtime::{stop_on_signals, Runtime};
 pub use server::{Listener, Server};
 
+pub use client::Client;
 pub use {bytes, h2, http};

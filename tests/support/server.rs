@@ -73,12 +73,17 @@ impl Stopping {
 
 impl TestServer {
     pub fn start(rt: Rt, config: Config) -> Self {
+        Self::start_on(rt, config, "127.0.0.1:0".parse().expect("an address"))
+    }
+
+    /// Starts on `addr` (e.g. the port of a server that just stopped).
+    pub fn start_on(rt: Rt, config: Config, addr: SocketAddr) -> Self {
         // The server's log lines show up in a failing test's output.
         echo::init_logging();
         let shutdown = Shutdown::new();
         let addr = match rt {
             Rt::Smol => {
-                let listener = smol::block_on(winddown_smol::TcpListener::bind("127.0.0.1:0"))
+                let listener = smol::block_on(winddown_smol::TcpListener::bind(addr))
                     .expect("bind a loopback port");
                 let addr = listener.local_addr().expect("local address");
                 let runtime = winddown_smol::SmolRuntime::global();
@@ -91,7 +96,7 @@ impl TestServer {
             Rt::Tokio => {
                 let tokio = tokio_runtime();
                 let listener = tokio
-                    .block_on(winddown_tokio::TcpListener::bind("127.0.0.1:0"))
+                    .block_on(winddown_tokio::TcpListener::bind(addr))
                     .expect("bind a loopback port");
                 let addr = listener.local_addr().expect("local address");
                 let runtime = winddown_tokio::TokioRuntime::with_handle(tokio.handle().clone());

@@ -299,3 +299,53 @@ pub fn print_held_on_sigusr1(
     let shutdown = shutdown.clone();
     Ok(async move { shutdown.print_held_on(signals).await })
 }
+
+/// Opens TCP connections (with `TCP_NODELAY`) for winddown's HTTP/2
+/// [`Client`](winddown::http2::Client).
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::client::Connect;
+///
+/// smol::block_on(async {
+///     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+///     let stream = winddown_smol::TcpConnector.connect(listener.local_addr().unwrap()).await;
+///     assert!(stream.is_ok());
+/// });
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpConnector;
+
+impl winddown::http2::client::Connect for TcpConnector {
+    type Io = Compat<smol::net::TcpStream>;
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
+        let stream = smol::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream.compat())
+    }
+}
+
+/// A winddown HTTP/2 [`Client`](winddown::http2::Client) for the service at
+/// `addrs`, on smol's global executor; by the same name in every adapter.
+///
+/// # Example
+///
+/// ```no_run
+/// use winddown::http2::client::{ClientConfig, Request};
+///
+/// smol::block_on(async {
+///     let client = winddown_smol::client(["127.0.0.1:8080".parse().unwrap()], ClientConfig::default());
+///     let response = client.send(Request::get("/ready").idempotent()).await?;
+///     println!("{}", response.status());
+///     Ok::<_, winddown::http2::client::Error>(())
+/// })
+/// .unwrap();
+/// ```
+pub fn client(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    config: winddown::http2::client::ClientConfig,
+) -> winddown::http2::Client<SmolRuntime, TcpConnector> {
+    winddown::http2::Client::new(runtime(), TcpConnector, addrs, config)
+}

@@ -345,3 +345,51 @@ pub fn print_held_on_sigusr1(
     let shutdown = shutdown.clone();
     Ok(async move { shutdown.print_held_on(signals).await })
 }
+
+/// Opens TCP connections (with `TCP_NODELAY`) for winddown's HTTP/2
+/// [`Client`](winddown::http2::Client).
+///
+/// # Example
+///
+/// ```
+/// use winddown::http2::client::Connect;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let stream = winddown_tokio::TcpConnector.connect(listener.local_addr().unwrap()).await;
+/// assert!(stream.is_ok());
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TcpConnector;
+
+impl winddown::http2::client::Connect for TcpConnector {
+    type Io = tokio::net::TcpStream;
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+/// A winddown HTTP/2 [`Client`](winddown::http2::Client) for the service at
+/// `addrs`, on the current tokio runtime; by the same name in every adapter.
+///
+/// # Example
+///
+/// ```no_run
+/// use winddown::http2::client::{ClientConfig, Request};
+///
+/// # #[tokio::main] async fn main() -> Result<(), winddown::http2::client::Error> {
+/// let client = winddown_tokio::client(["127.0.0.1:8080".parse().unwrap()], ClientConfig::default());
+/// let response = client.send(Request::get("/ready").idempotent()).await?;
+/// println!("{}", response.status());
+/// # Ok(()) }
+/// ```
+pub fn client(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    config: winddown::http2::client::ClientConfig,
+) -> winddown::http2::Client<TokioRuntime, TcpConnector> {
+    winddown::http2::Client::new(runtime(), TcpConnector, addrs, config)
+}

@@ -1,0 +1,95 @@
+//! [`ClientConfig`]: the client's timeouts and limits.
+
+use std::time::Duration;
+
+/// Timeouts and limits of the [`Client`](super::Client).
+///
+/// | setting | default | why |
+/// |---|---|---|
+/// | [`connect_timeout`](ClientConfig::connect_timeout) | 5 s | per address, TCP connect and HTTP/2 handshake |
+/// | [`request_timeout`](ClientConfig::request_timeout) | none | the whole request, retries included |
+/// | [`max_response_body`](ClientConfig::max_response_body) | 16 MiB | a response is read into memory |
+/// | [`max_reroutes`](ClientConfig::max_reroutes) | 4 | sends of a request that never left (each on a newer connection) |
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use winddown::http2::client::ClientConfig;
+///
+/// let config = ClientConfig::default().request_timeout(Some(Duration::from_secs(2)));
+/// assert_eq!(config.get_request_timeout(), Some(Duration::from_secs(2)));
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    pub(crate) connect_timeout: Duration,
+    pub(crate) request_timeout: Option<Duration>,
+    pub(crate) max_response_body: usize,
+    pub(crate) max_reroutes: u32,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: None,
+            max_response_body: 16 << 20,
+            max_reroutes: 4,
+        }
+    }
+}
+
+impl ClientConfig {
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// How long one address may take to accept a connection and an
+        /// HTTP/2 handshake before the next address is tried.
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().connect_timeout(std::time::Duration::from_secs(1));
+        /// # let _ = c;
+        /// ```
+        connect_timeout, get_connect_timeout: Duration
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// How long a whole request may take, connects and retries included
+        /// (`None`: no limit).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().request_timeout(Some(std::time::Duration::from_secs(30)));
+        /// # let _ = c;
+        /// ```
+        request_timeout, get_request_timeout: Option<Duration>
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// The largest response body read into memory; a larger one fails with
+        /// [`ErrorKind::ResponseTooLarge`](super::ErrorKind::ResponseTooLarge).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().max_response_body(1 << 20);
+        /// # let _ = c;
+        /// ```
+        max_response_body, get_max_response_body: usize
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// How many times a request that never left may be moved to a newer
+        /// connection (e.g. each one received a GOAWAY before it could be sent).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().max_reroutes(8);
+        /// # let _ = c;
+        /// ```
+        max_reroutes, get_max_reroutes: u32
+    );
+}
