@@ -47,42 +47,12 @@ cleanup_hook() { # the processes this script started
 }
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
-wait_line() { # file, ERE, tenths of a second, [pid that must stay alive]
-  local i
-  for ((i = 0; i < $3 * 5; i++)); do
-    grep -qE "$2" "$1" 2>/dev/null && return 0
-    [[ -z ${4:-} ]] || kill -0 "$4" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
-    sleep 0.02
-  done
-  return 1
-}
-# get FILE WORD KEY: KEY=value from the first line whose first word is WORD.
-get() {
-  awk -v w="$2" -v k="$3" '$1 == w { for (i = 2; i <= NF; i++) { n = index($i, "=");
-    if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$1"
-}
-# rep REPORT KEY: the number after KEY in a `shutdown:` report.
-rep() { sed -n "s/.* $2 \([0-9][0-9]*\).*/\1/p" <<<"$1"; }
 drain_time() { sed -n 's/^shutdown: [^;]* in \([0-9.]* m\{0,1\}s\);.*/\1/p' <<<"$1"; }
 
 # --- build: the echo server, the stock grpc-go peers, the load client.
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"
 SERVER=${CARGO_TARGET_DIR:-target}/release/examples/echo_server
-PEERS=${CARGO_TARGET_DIR:-target}/grpc-go
-SHARED=$(pwd)/../shared/peers/grpc-go
-[[ -f $SHARED/build.sh ]] || die "$SHARED/build.sh not found (shared/ beside the repository)"
-stale() { # binary, source dir: missing or older than a source file
-  [[ ! -x $1 ]] || [[ -n $(find "$2" -newer "$1" -type f -print -quit) ]]
-}
-if stale "$PEERS/grpccli" "$SHARED" || stale "$PEERS/grpcsrv" "$SHARED" ||
-  ! command -v go >/dev/null || [[ ! -d /usr/share/gocode/src/google.golang.org/grpc ]]; then
-  if [[ $(id -u) != 0 ]] && ! command -v go >/dev/null; then
-    die "go and golang-google-grpc-dev missing and not root to apt-get them"
-  fi
-  bash "$SHARED/build.sh" "$PEERS" >"$tmp/build.log" 2>&1 ||
-    { cat "$tmp/build.log" >&2; die "bash $SHARED/build.sh $PEERS failed"; }
-  tail -n 1 "$tmp/build.log"
-fi
+grpc_peers
 if stale "$PEERS/loadcli" .ci/grpcgo; then
   mkdir -p "$tmp/gopath/src"
   cp -r .ci/grpcgo/loadcli "$tmp/gopath/src/"
@@ -92,7 +62,7 @@ if stale "$PEERS/loadcli" .ci/grpcgo; then
   ) >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; die "go build .ci/grpcgo/loadcli failed"; }
   echo "built $PEERS/loadcli"
 fi
-GRPCCLI=$PEERS/grpccli GRPCSRV=$PEERS/grpcsrv LOADCLI=$PEERS/loadcli
+LOADCLI=$PEERS/loadcli
 
 # --- servers. start_* set srv_pid and srv_port, output in $tmp/NAME.{out,err}.
 start_echo() { # NAME [extra flags]
@@ -120,12 +90,6 @@ start_grpcsrv() { # NAME: grpcsrv takes a fixed port; try a few random ones
 }
 start_server() { # KIND NAME
   if [[ $1 == grpcsrv ]]; then start_grpcsrv "$2"; else start_echo "$2"; fi
-}
-stop_pid() { # graceful, forced after 15 s; sets rc to the exit status (124: forced)
-  rc=0
-  kill -TERM "$1" 2>/dev/null || true
-  wait_pid "$1" 15 || rc=$?
-  ((rc != 124)) || { kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 }
 
 # A table row per check: printed after each runtime.

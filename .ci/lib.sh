@@ -8,6 +8,11 @@
 #   why MSG FILE...      why a check failed, with the files' heads and tails; returns 1
 #   wait_pid PID SECS    a pid's exit status, or 124 if it has not exited in time
 #   require "CMDS" "PKGS"  installs Debian packages when commands are missing (never skips)
+#   wait_line FILE ERE TENTHS [PID]  waits for a line (while PID lives)
+#   get FILE WORD KEY    KEY=value from the first line starting with WORD
+#   stop_pid PID         SIGTERM, then KILL after 15 s; rc = exit status (124: forced)
+#   rep REPORT KEY       the number after KEY in a `shutdown:` report
+#   grpc_peers           builds grpc-go's grpccli/grpcsrv; sets GRPCCLI, GRPCSRV
 # shellcheck shell=bash
 passed=0 failed=0
 tmp=$(mktemp -d)
@@ -60,4 +65,49 @@ require() {
   { apt-get update -qq && apt-get install -y -qq $2; } >"$tmp/apt.log" 2>&1 ||
     { cat "$tmp/apt.log" >&2; die "apt-get install $2 failed"; }
   for cmd in $1; do command -v "$cmd" >/dev/null || die "$cmd still missing after installing $2"; done
+}
+
+wait_line() { # file, ERE, tenths of a second, [pid that must stay alive]
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    grep -qE "$2" "$1" 2>/dev/null && return 0
+    [[ -z ${4:-} ]] || kill -0 "$4" 2>/dev/null || { grep -qE "$2" "$1" 2>/dev/null; return; }
+    sleep 0.02
+  done
+  return 1
+}
+# get FILE WORD KEY: KEY=value from the first line whose first word is WORD.
+get() {
+  awk -v w="$2" -v k="$3" '$1 == w { for (i = 2; i <= NF; i++) { n = index($i, "=");
+    if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$1"
+}
+# rep REPORT KEY: the number after KEY in a `shutdown:` report.
+rep() { sed -n "s/.* $2 \([0-9][0-9]*\).*/\1/p" <<<"$1"; }
+stop_pid() { # graceful, forced after 15 s; sets rc to the exit status (124: forced)
+  rc=0
+  kill -TERM "$1" 2>/dev/null || true
+  wait_pid "$1" 15 || rc=$?
+  ((rc != 124)) || { kill -KILL "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
+}
+
+# grpc_peers: builds (when missing or stale) grpc-go's stock peers from
+# ../shared/peers/grpc-go and sets PEERS, GRPCCLI and GRPCSRV.
+grpc_peers() {
+  PEERS=${CARGO_TARGET_DIR:-target}/grpc-go
+  local shared
+  shared=$(pwd)/../shared/peers/grpc-go
+  [[ -f $shared/build.sh ]] || die "$shared/build.sh not found (shared/ beside the repository)"
+  if stale "$PEERS/grpccli" "$shared" || stale "$PEERS/grpcsrv" "$shared" ||
+    ! command -v go >/dev/null || [[ ! -d /usr/share/gocode/src/google.golang.org/grpc ]]; then
+    if [[ $(id -u) != 0 ]] && ! command -v go >/dev/null; then
+      die "go and golang-google-grpc-dev missing and not root to apt-get them"
+    fi
+    bash "$shared/build.sh" "$PEERS" >"$tmp/build.log" 2>&1 ||
+      { cat "$tmp/build.log" >&2; die "bash $shared/build.sh $PEERS failed"; }
+    tail -n 1 "$tmp/build.log"
+  fi
+  GRPCCLI=$PEERS/grpccli GRPCSRV=$PEERS/grpcsrv
+}
+stale() { # binary, source dir: missing or older than a source file
+  [[ ! -x $1 ]] || [[ -n $(find "$2" -newer "$1" -type f -print -quit) ]]
 }

@@ -94,26 +94,13 @@ fn parse_args() -> Result<Options, String> {
 }
 
 fn main() -> ExitCode {
-    echo::init_logging();
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
+    echo::main_with("echo_server", parse_args, |options| {
+        match options.runtime.as_str() {
+            "smol" => run_smol(options),
+            "tokio" => run_tokio(options),
+            other => Err(format!("unknown runtime {other:?}: use smol or tokio")),
         }
-    };
-    let served = match options.runtime.as_str() {
-        "smol" => run_smol(options),
-        "tokio" => run_tokio(options),
-        other => Err(format!("unknown runtime {other:?}: use smol or tokio")),
-    };
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("echo_server: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 fn run_smol(options: Options) -> Result<(), String> {

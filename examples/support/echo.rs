@@ -283,6 +283,31 @@ async fn grpc_error(responder: Responder, code: u32, message: &str) {
         .await;
 }
 
+/// The shape of the command-line examples' `main`: logging, arguments (exit
+/// 2 with the message, e.g. the usage, if they do not parse), then `run`
+/// (exit 1 with `name: message` if it fails).
+pub fn main_with<O>(
+    name: &str,
+    parse_args: impl FnOnce() -> Result<O, String>,
+    run: impl FnOnce(O) -> Result<(), String>,
+) -> std::process::ExitCode {
+    init_logging();
+    let options = match parse_args() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A minimal logger for the examples: `LEVEL message` lines on stderr, at
 /// the level given by `RUST_LOG` (error, warn, info, debug; default warn).
 pub fn init_logging() {

@@ -6,6 +6,10 @@
 //! timers, a [`Listener`] supplies connections. The `winddown-smol` and
 //! `winddown-tokio` crates provide both, and OS signals.
 //!
+//! The [`client`] module is the other half: a GOAWAY-aware [`Client`] that
+//! moves new requests off a draining connection and retries only what the
+//! server never processed.
+//!
 //! # What a client sees when the server stops
 //!
 //! | | behaviour |
