@@ -158,7 +158,7 @@ fn smol_main() -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        run(rt::runtime(), client::SmolConnect, listener, addr).await
+        run(rt::runtime(), rt::TcpConnector, listener, addr).await
     })
 }
 
@@ -175,7 +175,7 @@ fn tokio_main() -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        run(rt::runtime(), client::TokioConnect, listener, addr).await
+        run(rt::runtime(), rt::TcpConnector, listener, addr).await
     })
 }
 

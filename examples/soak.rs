@@ -193,13 +193,7 @@ fn main() -> ExitCode {
                 let addr = listener.local_addr()?;
                 Ok((listener, addr))
             };
-            smol::block_on(soak(
-                rt::runtime(),
-                client::SmolConnect,
-                bind,
-                cycles,
-                || None,
-            ))
+            smol::block_on(soak(rt::runtime(), rt::TcpConnector, bind, cycles, || None))
         }
         "tokio" => {
             use winddown_tokio as rt;
@@ -221,9 +215,8 @@ fn main() -> ExitCode {
                 Ok((listener, addr))
             };
             let live = move || Some(handle.metrics().num_alive_tasks());
-            tokio.block_on(async {
-                soak(rt::runtime(), client::TokioConnect, bind, cycles, live).await
-            })
+            tokio
+                .block_on(async { soak(rt::runtime(), rt::TcpConnector, bind, cycles, live).await })
         }
         _ => return usage(),
     };

@@ -2,21 +2,15 @@
 //! read the whole response, and say what became of it.
 #![allow(dead_code)]
 
-use std::future::Future;
-use std::io;
 use std::net::SocketAddr;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use winddown::http2::bytes::Bytes;
 use winddown::http2::{h2, http, Runtime};
 
 pub type Client = h2::client::SendRequest<Bytes>;
 
-/// What the demo needs from a runtime besides [`Runtime`]: a client socket.
-pub trait Connect: Clone + Send + Sync + 'static {
-    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Io>> + Send;
-}
+/// Client sockets come from the adapters' `TcpConnector`.
+pub use winddown::http2::client::Connect;
 
 pub async fn connect<R: Runtime, C: Connect>(
     runtime: &R,
@@ -76,29 +70,4 @@ pub async fn request(client: &Client, method: &str, path: &str, body: Bytes) -> 
         }
     }
     Outcome::Complete(all.into())
-}
-
-#[derive(Clone)]
-pub struct SmolConnect;
-impl Connect for SmolConnect {
-    type Io = tokio_util::compat::Compat<smol::net::TcpStream>;
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
-        use tokio_util::compat::FuturesAsyncReadCompatExt;
-        let tcp = smol::net::TcpStream::connect(addr).await?;
-        // HEADERS and DATA go out as separate writes: without this, Nagle
-        // and the peer's delayed ACK add ~40 ms to every request.
-        tcp.set_nodelay(true)?;
-        Ok(tcp.compat())
-    }
-}
-
-#[derive(Clone)]
-pub struct TokioConnect;
-impl Connect for TokioConnect {
-    type Io = tokio::net::TcpStream;
-    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        tcp.set_nodelay(true)?;
-        Ok(tcp)
-    }
 }
