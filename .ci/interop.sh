@@ -26,31 +26,7 @@ source .ci/lib.sh
 require "nghttp curl" "nghttp2-client curl"
 
 # --- Python grpcio in a venv of its own, made once and reused; never skipped.
-GRPCIO_VERSION=1.85.1 # manylinux x86_64 wheels for CPython 3.10-3.14 (checked with pip download)
-VENV=target/ci-venv
-PY=$VENV/bin/python
-grpcio_ok() { [[ -x $PY ]] && "$PY" -c "import grpc, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null; }
-apt_install() { # Debian packages, as root; dies with the reason otherwise
-  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
-    die "$* needed but cannot be installed (not root or no apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  { apt-get update -qq && apt-get install -y -qq "$@"; } >"$tmp/apt.log" 2>&1 ||
-    { cat "$tmp/apt.log" >&2; die "apt-get install $* failed"; }
-}
-if ! grpcio_ok; then
-  command -v python3 >/dev/null || apt_install python3 python3-venv
-  if ! python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1; then
-    # Debian's python3 ships venv without ensurepip: that is python3-venv.
-    grep -qiE 'ensurepip|python3(\.[0-9]+)?-venv' "$tmp/venv.log" || { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed"; }
-    apt_install python3-venv
-    python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1 ||
-      { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed even with python3-venv installed"; }
-  fi
-  # --only-binary: a wheel or a clear failure, never a long source build.
-  "$PY" -m pip install -q --disable-pip-version-check --only-binary=:all: "grpcio==$GRPCIO_VERSION" \
-    >"$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log" >&2; die "pip install grpcio==$GRPCIO_VERSION into $VENV failed"; }
-  grpcio_ok || die "grpcio $GRPCIO_VERSION not importable from $PY after pip install"
-fi
+grpcio_venv
 
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"
 SERVER=${CARGO_TARGET_DIR:-target}/release/examples/echo_server

@@ -12,6 +12,7 @@
 #   get FILE WORD KEY    KEY=value from the first line starting with WORD
 #   stop_pid PID         SIGTERM, then KILL after 15 s; rc = exit status (124: forced)
 #   rep REPORT KEY       the number after KEY in a `shutdown:` report
+#   grpcio_venv          Python grpcio in target/ci-venv; sets PY
 #   grpc_peers           builds grpc-go's grpccli/grpcsrv; sets GRPCCLI, GRPCSRV
 # shellcheck shell=bash
 passed=0 failed=0
@@ -110,4 +111,32 @@ grpc_peers() {
 }
 stale() { # binary, source dir: missing or older than a source file
   [[ ! -x $1 ]] || [[ -n $(find "$2" -newer "$1" -type f -print -quit) ]]
+}
+# grpcio_venv: Python grpcio in a venv of its own (target/ci-venv), made once
+# and reused, never skipped; sets PY to its python.
+GRPCIO_VERSION=1.85.1 # manylinux x86_64 wheels for CPython 3.10-3.14 (checked with pip download)
+grpcio_ok() { [[ -x $PY ]] && "$PY" -c "import grpc, sys; sys.exit(grpc.__version__ != '$GRPCIO_VERSION')" 2>/dev/null; }
+apt_install() { # Debian packages, as root; dies with the reason otherwise
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null ||
+    die "$* needed but cannot be installed (not root or no apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get update -qq && apt-get install -y -qq "$@"; } >"$tmp/apt.log" 2>&1 ||
+    { cat "$tmp/apt.log" >&2; die "apt-get install $* failed"; }
+}
+grpcio_venv() {
+  VENV=target/ci-venv
+  PY=$VENV/bin/python
+  grpcio_ok && return 0
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  if ! python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1; then
+    # Debian's python3 ships venv without ensurepip: that is python3-venv.
+    grep -qiE 'ensurepip|python3(\.[0-9]+)?-venv' "$tmp/venv.log" || { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed"; }
+    apt_install python3-venv
+    python3 -m venv --clear "$VENV" >"$tmp/venv.log" 2>&1 ||
+      { cat "$tmp/venv.log" >&2; die "python3 -m venv $VENV failed even with python3-venv installed"; }
+  fi
+  # --only-binary: a wheel or a clear failure, never a long source build.
+  "$PY" -m pip install -q --disable-pip-version-check --only-binary=:all: "grpcio==$GRPCIO_VERSION" \
+    >"$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log" >&2; die "pip install grpcio==$GRPCIO_VERSION into $VENV failed"; }
+  grpcio_ok || die "grpcio $GRPCIO_VERSION not importable from $PY after pip install"
 }

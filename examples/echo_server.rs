@@ -18,9 +18,11 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
+use futures_lite::future;
+use winddown::http2::handoff::{self, Handoff};
 use winddown::http2::{Config, Listener, Runtime, Server};
 use winddown::{Report, Shutdown};
 
@@ -110,14 +112,15 @@ fn run_smol(options: Options) -> Result<(), String> {
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
     smol::block_on(async {
-        let listener = rt::TcpListener::bind(options.listen).await;
-        let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let (listener, handoff) = open_listener(options.listen)?;
+        let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let signals = (
             rt::stop_on_signals_with_lame_duck,
             rt::print_held_on_sigusr1,
+            rt::hand_off_on_sighup,
         );
-        serve(rt::runtime(), listener, addr, signals, options).await
+        serve(rt::runtime(), listener, addr, handoff, signals, options).await
     })
 }
 
@@ -128,23 +131,50 @@ fn run_tokio(options: Options) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     tokio.block_on(async {
-        let listener = rt::TcpListener::bind(options.listen).await;
-        let listener = listener.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+        let (listener, handoff) = open_listener(options.listen)?;
+        let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let signals = (
             rt::stop_on_signals_with_lame_duck,
             rt::print_held_on_sigusr1,
+            rt::hand_off_on_sighup,
         );
-        serve(rt::runtime(), listener, addr, signals, options).await
+        serve(rt::runtime(), listener, addr, handoff, signals, options).await
     })
 }
 
+/// The listener a predecessor handed over (or systemd passed), else a new
+/// one on `addr`; and a copy of it to hand to a successor on SIGHUP.
+fn open_listener(addr: SocketAddr) -> Result<(std::net::TcpListener, Handoff), String> {
+    let listener = match handoff::inherited_listener() {
+        Ok(Some(listener)) => {
+            log::info!("serving on an inherited listener");
+            listener
+        }
+        Ok(None) => std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        Err(e) => return Err(format!("cannot take the inherited listener: {e}")),
+    };
+    let copy =
+        Handoff::new(&listener).map_err(|e| format!("cannot keep a copy of the listener: {e}"))?;
+    Ok((listener, copy))
+}
+
+/// This program again, with the same arguments: the successor on SIGHUP.
+fn successor() -> Command {
+    let mut command =
+        Command::new(std::env::current_exe().unwrap_or_else(|_| "echo_server".into()));
+    command.args(std::env::args_os().skip(1));
+    command
+}
+
 /// Everything after binding, the same on every runtime.
-async fn serve<R, L, S, F, U, G>(
+async fn serve<R, L, S, F, U, G, H, C>(
     runtime: R,
     listener: L,
     addr: SocketAddr,
-    (stop_on_signals, print_held_on_sigusr1): (S, U),
+    handoff: Handoff,
+    (stop_on_signals, print_held_on_sigusr1, hand_off_on_sighup): (S, U, H),
     options: Options,
 ) -> Result<(), String>
 where
@@ -154,6 +184,8 @@ where
     F: Future<Output = Report>,
     U: FnOnce(&Shutdown) -> std::io::Result<G>,
     G: Future<Output = ()> + Send + 'static,
+    H: FnOnce(Handoff, &Shutdown, Duration, fn() -> Command) -> std::io::Result<C>,
+    C: Future<Output = Option<std::process::Child>>,
 {
     let shutdown = Shutdown::new();
     let echo = echo::Echo::new(runtime.clone()).with_readiness(shutdown.not_ready_token());
@@ -165,11 +197,31 @@ where
     let dump =
         print_held_on_sigusr1(&shutdown).map_err(|e| format!("cannot handle SIGUSR1: {e}"))?;
     runtime.spawn(dump);
+    let handed_off = hand_off_on_sighup(handoff, &shutdown, HANDOFF_READY_TIMEOUT, successor)
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
     announce(addr);
-    let report = stopped.await;
+    // Serving: a predecessor waiting for us may now stop accepting.
+    handoff::notify_ready()
+        .map_err(|e| format!("cannot tell the predecessor we are ready: {e}"))?;
+    let report = future::or(stopped, async {
+        // SIGHUP: a successor accepts on the same socket; we drain. A
+        // SIGTERM meanwhile joins this stop (one stop, one report).
+        match handed_off.await {
+            Some(_successor) => {
+                let grace = runtime.sleep(options.grace);
+                shutdown.graceful_stop_with_deadline(grace).await
+            }
+            // Stopping for another reason: `stopped` has the report.
+            None => future::pending().await,
+        }
+    })
+    .await;
     println!("{report}");
     Ok(())
 }
+
+/// How long a successor may take to start serving on SIGHUP.
+const HANDOFF_READY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn announce(addr: SocketAddr) {
     println!("listening on {addr}");

@@ -71,6 +71,8 @@ mod config;
 mod connection;
 mod error;
 mod handler;
+#[cfg(unix)]
+pub mod handoff;
 mod runtime;
 mod server;
 

@@ -349,3 +349,48 @@ pub fn client(
 ) -> winddown::http2::Client<SmolRuntime, TcpConnector> {
     winddown::http2::Client::new(runtime(), TcpConnector, addrs, config)
 }
+
+/// Zero-downtime restart on SIGHUP: starts the successor made by
+/// `successor` with `handoff`'s listener and resolves once it is ready (see
+/// [`winddown::http2::handoff`]); then stop gracefully. A successor that fails
+/// is logged and this process keeps serving. Resolves with `None` (dropping
+/// the copy of the listener) if `shutdown` stops for another reason. The
+/// handler is installed by this call.
+///
+/// # Example
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use std::time::Duration;
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let handoff = winddown::http2::handoff::Handoff::new(&listener)?;
+/// let shutdown = winddown::Shutdown::new();
+/// let successor = winddown_smol::hand_off_on_sighup(handoff, &shutdown, Duration::from_secs(10), || {
+///     std::process::Command::new(std::env::current_exe().expect("our path"))
+/// })?
+/// .await;
+/// if let Some(successor) = successor {
+///     println!("handed over to {}", successor.id());
+///     shutdown.graceful_stop().await;
+/// }
+/// # std::io::Result::Ok(()) });
+/// ```
+pub fn hand_off_on_sighup(
+    handoff: winddown::http2::handoff::Handoff,
+    shutdown: &Shutdown,
+    ready_timeout: Duration,
+    successor: impl FnMut() -> std::process::Command + Send + 'static,
+) -> io::Result<impl Future<Output = Option<std::process::Child>> + Send + 'static> {
+    let signals = Signals::new([Signal::Hup])?;
+    let shutdown = shutdown.clone();
+    Ok(async move {
+        winddown::http2::handoff::hand_off_on_signals(
+            handoff,
+            &shutdown,
+            signals,
+            successor,
+            ready_timeout,
+        )
+        .await
+    })
+}
