@@ -11,7 +11,11 @@
 //! NOT_SERVING), then a hard stop; a second signal: hard stop at once.
 //! Last line: the one-line `shutdown:` report. SIGUSR1 (at any time, also
 //! during a stop): the stragglers, each connection with its open streams'
-//! paths and ages, on stderr. Routes: see `support/echo.rs`.
+//! paths and ages, on stderr. SIGHUP: zero-downtime restart, the same
+//! program started again with the listening socket handed over
+//! (`winddown::http2::handoff`); once it serves, this one drains and exits.
+//! Started with an inherited socket (`LISTEN_FDS`, e.g. by systemd), it serves
+//! on that instead of `--listen`. Routes: see `support/echo.rs`.
 //! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
 //! for more.
 

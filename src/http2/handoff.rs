@@ -156,6 +156,11 @@ impl Handoff {
     /// On error (it could not start, exited, or was not ready in time) the
     /// successor has been killed and this process should go on serving.
     ///
+    /// The inheritable descriptor exists only around the `spawn`; a process
+    /// that another thread starts at that instant inherits it too (as with
+    /// any fd passing without `posix_spawn` file actions), which keeps the
+    /// socket open as long as that process lives.
+    ///
     /// # Example
     ///
     /// ```no_run
