@@ -37,9 +37,55 @@ pub struct ConnInfo {
     streams: Mutex<Streams>,
 }
 
+/// A stream's path as the straggler list shows it, kept inline (no
+/// allocation per stream): up to [`StreamPath::CAPACITY`] bytes, longer paths
+/// cut at a character boundary and marked with `…`.
+#[derive(Clone, Copy)]
+struct StreamPath {
+    len: u8,
+    truncated: bool,
+    bytes: [u8; StreamPath::CAPACITY],
+}
+
+impl StreamPath {
+    const CAPACITY: usize = 62;
+
+    fn new(path: &str) -> Self {
+        let mut end = path.len().min(Self::CAPACITY);
+        while !path.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..end].copy_from_slice(&path.as_bytes()[..end]);
+        Self {
+            len: end as u8,
+            truncated: end < path.len(),
+            bytes,
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl std::fmt::Display for StreamPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Cut at a character boundary, so this never fails.
+        let text = std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("?");
+        f.write_str(text)?;
+        if self.truncated {
+            f.write_str("…")?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 struct Streams {
-    open: Vec<(u32, Box<str>, Instant)>,
+    open: Vec<(u32, StreamPath, Instant)>,
     idle_since: Instant,
 }
 
@@ -83,7 +129,7 @@ impl ConnInfo {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
         self.lock_streams()
             .open
-            .push((id, path.into(), Instant::now()));
+            .push((id, StreamPath::new(path), Instant::now()));
     }
 
     /// The open streams, oldest first: id, path and age.
@@ -270,5 +316,21 @@ impl fmt::Debug for ConnectionGuard {
             .field("open_streams", &self.entry.open_streams())
             .field("age", &self.age())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(winddown_loom)))]
+mod path_tests {
+    #[test]
+    fn long_paths_are_cut_at_a_character_boundary_and_marked() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        // 2-byte characters: 62 bytes would split the 32nd one.
+        let long = "é".repeat(40);
+        conn.stream_opened(1, &long);
+        conn.stream_opened(3, "/short");
+        let streams = conn.streams();
+        assert_eq!(streams[0].path, format!("{}…", "é".repeat(31)));
+        assert_eq!(streams[1].path, "/short");
     }
 }

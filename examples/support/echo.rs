@@ -54,14 +54,27 @@ impl<R: Runtime> Echo<R> {
     }
 
     async fn serve(&self, mut request: Request, responder: Responder) {
-        let path = request.path().to_string();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        // The path shares the request's bytes (no copy), and the segments
+        // sit on the stack: routing allocates nothing.
+        let path = request.uri().path_and_query().cloned();
+        let path = path.as_ref().map_or("/", |p| p.path());
+        let mut segments = [""; 4];
+        let mut count = 0;
+        for segment in path.trim_start_matches('/').split('/') {
+            if count == segments.len() {
+                count += 1; // too many: matches no route
+                break;
+            }
+            segments[count] = segment;
+            count += 1;
+        }
+        let segments = segments.get(..count).unwrap_or(&[]);
         let is_grpc = request
             .headers()
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
-        match (request.method().clone(), segments.as_slice()) {
+        match (request.method().clone(), segments) {
             (Method::POST, ["grpc.health.v1.Health", "Check"]) if is_grpc => {
                 // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }
                 let status = if self.is_ready() { 1 } else { 2 };
@@ -104,17 +117,19 @@ impl<R: Runtime> Echo<R> {
                 }
                 Err(_) => bad_request(responder, "usage: /sleep/<ms>\n").await,
             },
+            // The slow routes are boxed, so that their state does not make every
+            // request's future (the fast /echo included) larger.
             (Method::GET, ["stream", n, ms]) => match (n.parse::<u64>(), ms.parse::<u64>()) {
-                (Ok(n), Ok(ms)) => self.stream(responder, n, ms).await,
+                (Ok(n), Ok(ms)) => Box::pin(self.stream(responder, n, ms)).await,
                 _ => bad_request(responder, "usage: /stream/<n>/<ms>\n").await,
             },
             (Method::GET, ["follow", ms]) => match ms.parse::<u64>() {
-                Ok(ms) => self.follow(request, responder, ms).await,
+                Ok(ms) => Box::pin(self.follow(request, responder, ms)).await,
                 Err(_) => bad_request(responder, "usage: /follow/<ms>\n").await,
             },
             (Method::GET, ["panic"]) => panic!("the /panic route panics on purpose"),
             (Method::GET, ["bytes", n]) => match n.parse::<u64>() {
-                Ok(n) => self.bytes(responder, n).await,
+                Ok(n) => Box::pin(self.bytes(responder, n)).await,
                 Err(_) => bad_request(responder, "usage: /bytes/<n>\n").await,
             },
             (Method::GET, ["block", ms]) => match ms.parse::<u64>() {

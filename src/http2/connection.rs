@@ -409,17 +409,20 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         };
         let guard = self.server.shutdown.handler();
         let server = self.server.clone();
-        let who = self.who.to_string();
+        let peer = self.peer;
         self.server.runtime.spawn(async move {
             let _guard = guard;
-            let handled = AssertUnwindSafe(server.handler.call(request, responder))
-                .catch_unwind()
-                .await;
+            // Boxed: a handler's future can be kilobytes (every route's state),
+            // and runtimes move the spawned future several times on its way
+            // into the task. The task then holds a pointer; the handler's
+            // future is built once, on the heap, when the task first runs.
+            let handler = Box::pin(server.handler.call(request, responder));
+            let handled = AssertUnwindSafe(handler).catch_unwind().await;
             if handled.is_err() {
                 // The responder was dropped with the handler: the client got
                 // a 500 or a reset. The connection carries on.
                 server.shutdown.stats().handler_panicked();
-                log::error!("{who}: handler for stream {stream_id} panicked");
+                log::error!("{}: handler for stream {stream_id} panicked", who(peer));
             }
         });
     }

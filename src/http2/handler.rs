@@ -359,15 +359,28 @@ impl RequestBody {
     /// # }
     /// ```
     pub async fn collect(&mut self, limit: usize) -> Result<Bytes, Error> {
+        // A body that arrives in one DATA frame (most small ones) is returned
+        // as it came, without a copy; only a second chunk starts a buffer.
+        let mut first: Option<Bytes> = None;
         let mut all = BytesMut::new();
+        let mut len = 0usize;
         while let Some(chunk) = self.chunk().await {
             let chunk = chunk?;
-            if all.len() + chunk.len() > limit {
+            len += chunk.len();
+            if len > limit {
                 return Err(Error::BodyTooLarge { limit });
             }
-            all.extend_from_slice(&chunk);
+            match first.take() {
+                None if all.is_empty() => first = Some(chunk),
+                Some(earlier) => {
+                    all.reserve(len);
+                    all.extend_from_slice(&earlier);
+                    all.extend_from_slice(&chunk);
+                }
+                None => all.extend_from_slice(&chunk),
+            }
         }
-        Ok(all.freeze())
+        Ok(first.unwrap_or_else(|| all.freeze()))
     }
 
     /// The trailers, once the body has been read to its end.
