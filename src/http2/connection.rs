@@ -203,6 +203,12 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
             .max_connection_idle
             .map(|idle| Box::pin(runtime.sleep(idle)));
         let mut age_grace: Timer<R> = None;
+        // The stop and drain signals are waited on by one future each for the
+        // connection's whole life: made afresh on every turn of the loop (once
+        // per stream), each would register and remove a listener on the
+        // server-wide stop token, a lock every connection's task contends for.
+        let mut stop_signal = pin!(self.stop.wait());
+        let mut drain_signal = pin!(self.drain.wait());
         loop {
             let event = {
                 let h2 = &mut h2;
@@ -221,7 +227,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 });
                 let drain = async {
                     if state == State::Serving {
-                        self.drain.wait().await;
+                        drain_signal.as_mut().await;
                         return Event::Drain;
                     }
                     pending().await
@@ -247,7 +253,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     }
                 });
                 let stop = async {
-                    self.stop.wait().await;
+                    stop_signal.as_mut().await;
                     Event::Stop
                 };
                 // The stop is polled first: it preempts everything.
