@@ -96,6 +96,9 @@ fn b2_goaway_ping_then_goaway_with_last_stream(rt: Rt) {
     assert_eq!((status, ended), (Some(200), true));
     assert_eq!(body, b"slept 200 ms\n");
     assert_eq!(close, Close::Fin);
+    // Both GOAWAYs say why, as grpc-go's do.
+    assert_eq!(goaway_reasons(&first), ["graceful_stop"]);
+    assert_eq!(goaway_reasons(&rest), ["graceful_stop"]);
 
     let all: Vec<u32> = goaways(&first)
         .iter()

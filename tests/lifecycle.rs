@@ -37,6 +37,8 @@ fn max_age_drains_a_connection_with_the_two_phase_goaway(rt: Rt) {
         "{}",
         frames::describe(&frames)
     );
+    // gRPC A9: the debug data says why.
+    assert_eq!(goaway_reasons(&frames), ["max_age", "max_age"]);
     assert!(frames
         .iter()
         .any(|f| matches!(f, Frame::Ping { ack: false, .. })));
@@ -96,6 +98,7 @@ fn max_idle_drains_idle_connections_but_not_busy_ones(rt: Rt) {
     let mut busy = streaming(&server, "/stream/20/50");
     let (frames, close) = idle.collect_until_close(true).unwrap();
     assert_eq!(goaways(&frames).len(), 2, "{}", frames::describe(&frames));
+    assert_eq!(goaway_reasons(&frames), ["max_idle", "max_idle"]);
     assert_eq!(close, Close::Fin);
     // The busy connection finishes its stream before any GOAWAY, and is
     // drained only once it has been idle for the limit.

@@ -11,6 +11,7 @@
 //!   then: FIN, read and discard until the client's EOF (bounded by linger)
 //! ```
 
+use super::goaway_reason::{DrainReason, ReasonWriter};
 use std::future::{pending, poll_fn, Future};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -70,12 +71,14 @@ pub(crate) async fn serve<R, H, IO>(
     let stop = server.shutdown.stop_token();
     let who = who(peer);
     let config = &server.config;
+    // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
+    let reason = DrainReason::default();
 
     // h2 borrows the socket, so it is ours again for the close and linger.
     let linger = {
         let handshake = h2::server::Builder::new()
             .max_concurrent_streams(config.max_concurrent_streams)
-            .handshake::<_, Bytes>(&mut io);
+            .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &reason));
         // Boxed: freed once the handshake is over, instead of widening every
         // connection's future for its whole life.
         let handshaken = Box::pin(future::or(
@@ -94,6 +97,7 @@ pub(crate) async fn serve<R, H, IO>(
                     conn: &conn,
                     drain: &drain,
                     stop: &stop,
+                    reason: &reason,
                     who: &who,
                     peer,
                 };
@@ -142,6 +146,8 @@ struct Session<'a, R, H> {
     conn: &'a ConnectionGuard,
     drain: &'a DrainToken,
     stop: &'a DrainToken,
+    /// Why it drains, for the GOAWAY's debug data.
+    reason: &'a DrainReason,
     who: &'a str,
     peer: Option<SocketAddr>,
 }
@@ -278,6 +284,8 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     return true;
                 }
                 Event::Drain => {
+                    // Unless this connection's own lifecycle set it first.
+                    self.reason.set(DrainReason::GRACEFUL_STOP);
                     h2.graceful_shutdown();
                     state = State::Draining;
                     ack_deadline = Some(Box::pin(runtime.sleep(config.ping_ack_timeout)));
@@ -286,8 +294,8 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 Event::MaxAge => {
                     // The same two-phase GOAWAY as a full stop, for this
                     // connection alone; its handlers see it as draining.
-                    // (h2 cannot put a reason in the GOAWAY's debug data.)
                     log::info!("{}: draining: max_age", self.who);
+                    self.reason.set(DrainReason::MAX_AGE);
                     self.drain.fire();
                     age = None;
                     age_grace = config
@@ -297,6 +305,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
                     (Some(idle_for), Some(max)) if idle_for >= max => {
                         log::info!("{}: draining: max_idle", self.who);
+                        self.reason.set(DrainReason::MAX_IDLE);
                         self.drain.fire();
                         idle = None;
                     }

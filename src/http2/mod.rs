@@ -15,7 +15,7 @@
 //! | | behaviour |
 //! |---|---|
 //! | B1 | the listener closes first: new connects are refused |
-//! | B2 | each connection gets GOAWAY(2^31-1, NO_ERROR) and a PING; on the ACK, GOAWAY(last=N, NO_ERROR) |
+//! | B2 | each connection gets GOAWAY(2^31-1, NO_ERROR) and a PING; on the ACK, GOAWAY(last=N, NO_ERROR); both with debug data `graceful_stop` (`max_age`, `max_idle` for a connection's own lifecycle drain) |
 //! | B3 | streams opened before the second GOAWAY are served; those above N never reach a handler |
 //! | B4 | the connection closes when its last stream ends, with FIN, after a linger for the client's EOF |
 //! | B5 | a client that never ACKs the PING is bounded by [`Config::ping_ack_timeout`]: then new streams get REFUSED_STREAM, open ones finish, and the connection closes |
@@ -70,6 +70,7 @@ pub mod client;
 mod config;
 mod connection;
 mod error;
+mod goaway_reason;
 mod handler;
 #[cfg(unix)]
 pub mod handoff;

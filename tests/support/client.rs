@@ -32,6 +32,17 @@ pub fn goaways(frames: &[Frame]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// The debug data of each GOAWAY, as text (the drain's reason).
+pub fn goaway_reasons(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::GoAway { debug, .. } => Some(String::from_utf8_lossy(debug).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn is_shutdown_ping(frame: &Frame) -> bool {
     matches!(frame, Frame::Ping { ack: false, .. })
 }

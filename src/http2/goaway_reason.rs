@@ -1,0 +1,437 @@
+//! The reason for a drain, in the debug data of the GOAWAY frames (gRPC A9:
+//! `max_idle`, `max_age`; grpc-go: `graceful_stop`).
+//!
+//! h2 0.4 has no way to send GOAWAY debug data, so the connection's writer
+//! does it: [`ReasonWriter`] sits between h2 and the socket, follows the
+//! frame boundaries of what h2 writes, and once a [`DrainReason`] is set,
+//! extends each GOAWAY that carries no debug data with the reason's text.
+//! Everything else passes through in the same writes, vectored ones
+//! included: the writer only reads frame headers.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+const HEADER: usize = 9;
+const GOAWAY: u8 = 0x7;
+/// A GOAWAY's payload without debug data: last-stream-id and error code.
+const GOAWAY_BARE: usize = 8;
+
+/// Why a connection drains: set by its drive loop before h2 writes the
+/// GOAWAY, read by its [`ReasonWriter`]. The first reason set stays.
+#[derive(Debug, Default)]
+pub(crate) struct DrainReason(AtomicU8);
+
+impl DrainReason {
+    pub(crate) const GRACEFUL_STOP: u8 = 1;
+    pub(crate) const MAX_AGE: u8 = 2;
+    pub(crate) const MAX_IDLE: u8 = 3;
+
+    /// Sets the reason unless one is set already.
+    pub(crate) fn set(&self, reason: u8) {
+        let _ = self
+            .0
+            .compare_exchange(0, reason, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    fn text(&self) -> Option<&'static [u8]> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::GRACEFUL_STOP => Some(b"graceful_stop"),
+            Self::MAX_AGE => Some(b"max_age"),
+            Self::MAX_IDLE => Some(b"max_idle"),
+            _ => None,
+        }
+    }
+}
+
+/// A frame header's payload length and type.
+fn parse(header: &[u8]) -> (usize, u8) {
+    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    (len, header[3])
+}
+
+/// The socket as h2 sees it: reads pass through, writes gain the reason in
+/// GOAWAY debug data.
+pub(crate) struct ReasonWriter<'a, IO> {
+    io: IO,
+    reason: &'a DrainReason,
+    /// Bytes of the current frame (its header included) that still pass
+    /// through unchanged; 0 at a frame boundary.
+    until_boundary: usize,
+    /// A frame header h2 offered in pieces, not yet written.
+    split: [u8; HEADER],
+    split_len: usize,
+    /// Bytes owed to the socket before any more of h2's: a rewritten GOAWAY
+    /// header, or the debug data after its payload.
+    owed: [u8; 16],
+    owed_start: usize,
+    owed_end: usize,
+    /// The debug data to write once the current GOAWAY's payload is through.
+    append: Option<&'static [u8]>,
+}
+
+impl<'a, IO> ReasonWriter<'a, IO> {
+    pub(crate) fn new(io: IO, reason: &'a DrainReason) -> Self {
+        Self {
+            io,
+            reason,
+            until_boundary: 0,
+            split: [0; HEADER],
+            split_len: 0,
+            owed: [0; 16],
+            owed_start: 0,
+            owed_end: 0,
+            append: None,
+        }
+    }
+
+    /// Whether the frame with this header gets the reason added.
+    fn rewrites(&self, header: &[u8]) -> bool {
+        let (len, kind) = parse(header);
+        kind == GOAWAY && len == GOAWAY_BARE && self.reason.text().is_some()
+    }
+
+    fn owe(&mut self, bytes: &[u8]) {
+        self.owed[..bytes.len()].copy_from_slice(bytes);
+        self.owed_start = 0;
+        self.owed_end = bytes.len();
+    }
+
+    /// A header at a frame boundary, taken whole into `owed` (rewritten if
+    /// it is a GOAWAY to extend).
+    fn take_header(&mut self, header: [u8; HEADER]) {
+        let (len, _) = parse(&header);
+        match self.reason.text() {
+            Some(text) if self.rewrites(&header) => {
+                let mut extended = header;
+                let new_len = (GOAWAY_BARE + text.len()) as u32;
+                extended[..3].copy_from_slice(&new_len.to_be_bytes()[1..]);
+                self.owe(&extended);
+                self.append = Some(text);
+            }
+            _ => self.owe(&header),
+        }
+        self.until_boundary = len;
+    }
+
+    /// After `written` bytes of `bufs` went out unchanged: where the frames
+    /// stand. Headers met on the way lie whole within `bufs` (checked by
+    /// [`passthrough`](Self::passthrough) before writing).
+    fn advance(&mut self, bufs: &[&[u8]], written: usize) {
+        let mut at = 0;
+        loop {
+            let rest = written - at;
+            if self.until_boundary >= rest {
+                self.until_boundary -= rest;
+                break;
+            }
+            at += self.until_boundary;
+            let header = read_header(bufs, at).unwrap_or([0; HEADER]);
+            self.until_boundary = HEADER + parse(&header).0;
+        }
+        if self.until_boundary == 0 {
+            if let Some(text) = self.append.take() {
+                self.owe(text);
+            }
+        }
+    }
+
+    /// How many bytes of `bufs` may go out unchanged from here: up to the
+    /// first header that must be rewritten or is not whole in `bufs`, and not
+    /// past a GOAWAY whose debug data is due.
+    fn passthrough(&self, bufs: &[&[u8]]) -> usize {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let mut at = self.until_boundary;
+        if self.append.is_some() || at >= total {
+            return at.min(total);
+        }
+        loop {
+            let Some(header) = read_header(bufs, at) else {
+                return at;
+            };
+            if self.rewrites(&header) {
+                return at;
+            }
+            at += HEADER + parse(&header).0;
+            if at >= total {
+                return total;
+            }
+        }
+    }
+}
+
+/// The 9 bytes at `offset` of the concatenation of `bufs`, if all there.
+fn read_header(bufs: &[&[u8]], mut offset: usize) -> Option<[u8; HEADER]> {
+    let mut header = [0; HEADER];
+    let mut filled = 0;
+    for buf in bufs {
+        if offset >= buf.len() {
+            offset -= buf.len();
+            continue;
+        }
+        let take = (HEADER - filled).min(buf.len() - offset);
+        header[filled..filled + take].copy_from_slice(&buf[offset..offset + take]);
+        filled += take;
+        offset = 0;
+        if filled == HEADER {
+            return Some(header);
+        }
+    }
+    None
+}
+
+impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
+    /// Writes what is owed; ready once nothing is.
+    fn poll_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.owed_start < self.owed_end {
+            let owed = &self.owed[self.owed_start..self.owed_end];
+            match ready!(Pin::new(&mut self.io).poll_write(cx, owed))? {
+                0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                n => self.owed_start += n,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// The slow path, at a frame boundary: take h2's next header (or its
+    /// first pieces) into `owed`/`split` and report those bytes as written.
+    fn take(&mut self, buf: &[u8]) -> usize {
+        let take = (HEADER - self.split_len).min(buf.len());
+        self.split[self.split_len..self.split_len + take].copy_from_slice(&buf[..take]);
+        self.split_len += take;
+        if self.split_len == HEADER {
+            self.split_len = 0;
+            self.take_header(self.split);
+        }
+        take
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_owed(cx))?;
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if this.split_len > 0 {
+            return Poll::Ready(Ok(this.take(buf)));
+        }
+        let through = this.passthrough(&[buf]);
+        if through == 0 {
+            return Poll::Ready(Ok(this.take(buf)));
+        }
+        let n = ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..through]))?;
+        this.advance(&[buf], n);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_owed(cx))?;
+        // Up to h2's usual number of chunks, looked at without allocating.
+        let mut views: [&[u8]; 64] = [&[]; 64];
+        let count = bufs.len().min(views.len());
+        for (view, buf) in views.iter_mut().zip(bufs) {
+            *view = buf;
+        }
+        let views = &views[..count];
+        let total: usize = views.iter().map(|b| b.len()).sum();
+        if this.split_len == 0 && total > 0 && this.passthrough(views) == total {
+            let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..count]))?;
+            this.advance(views, n);
+            return Poll::Ready(Ok(n));
+        }
+        // A header to rewrite or split across calls: one chunk at a time.
+        let first = views.iter().find(|b| !b.is_empty()).copied().unwrap_or(&[]);
+        Pin::new(this).poll_write(cx, first)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_owed(cx))?;
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_owed(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for ReasonWriter<'_, IO> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+#[cfg(all(test, not(winddown_loom)))]
+mod tests {
+    use super::*;
+
+    /// A socket that takes at most `max` bytes per write.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let n = buf.len().min(self.max);
+            self.out.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut f = vec![len[1], len[2], len[3], kind, 0, 0, 0, 0, 0];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// Writes `input` through a ReasonWriter in pieces of at most `offer`
+    /// bytes onto a socket taking at most `max` per write; returns the bytes
+    /// that reached the socket.
+    fn run(input: &[u8], offer: usize, max: usize, reason: Option<u8>) -> Vec<u8> {
+        let drain = DrainReason::default();
+        if let Some(r) = reason {
+            drain.set(r);
+        }
+        let mut writer = ReasonWriter::new(
+            Trickle {
+                out: Vec::new(),
+                max,
+            },
+            &drain,
+        );
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let mut at = 0;
+        while at < input.len() {
+            let end = (at + offer).min(input.len());
+            match Pin::new(&mut writer).poll_write(&mut cx, &input[at..end]) {
+                Poll::Ready(Ok(n)) => at += n,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
+        writer.io.out
+    }
+
+    fn stream_of_frames(goaway_payload: &[u8]) -> Vec<u8> {
+        let mut input = frame(0x4, &[]); // SETTINGS
+        input.extend(frame(0x0, &[7; 40])); // DATA
+        input.extend(frame(GOAWAY, goaway_payload));
+        input.extend(frame(0x6, &[1; 8])); // PING
+        input.extend(frame(GOAWAY, goaway_payload));
+        input
+    }
+
+    #[test]
+    fn every_bare_goaway_gets_the_reason_however_the_bytes_are_split() {
+        let goaway = [0, 0, 0, 3, 0, 0, 0, 0];
+        let input = stream_of_frames(&goaway);
+        let mut extended = goaway.to_vec();
+        extended.extend_from_slice(b"max_age");
+        let expected = stream_of_frames(&extended);
+        for offer in [1, 2, 5, 9, 10, 17, 64, 1000] {
+            for max in [1, 3, 8, 9, 100, 1000] {
+                let out = run(&input, offer, max, Some(DrainReason::MAX_AGE));
+                assert_eq!(out, expected, "offer {offer}, max {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_reason_or_with_debug_data_already_everything_passes_unchanged() {
+        let input = stream_of_frames(&[0, 0, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(run(&input, 7, 5, None), input);
+        let with_data = stream_of_frames(b"\0\0\0\x03\0\0\0\x0bcalm down");
+        assert_eq!(
+            run(&with_data, 7, 5, Some(DrainReason::GRACEFUL_STOP)),
+            with_data
+        );
+    }
+
+    #[test]
+    fn vectored_writes_pass_whole_frames_and_fall_back_for_a_goaway() {
+        let goaway = [0, 0, 0, 5, 0, 0, 0, 0];
+        let input = stream_of_frames(&goaway);
+        let mut extended = goaway.to_vec();
+        extended.extend_from_slice(b"graceful_stop");
+        let expected = stream_of_frames(&extended);
+        let drain = DrainReason::default();
+        drain.set(DrainReason::GRACEFUL_STOP);
+        for cut in [1, 4, 9, 12, 30] {
+            for max in [2, 11, 1000] {
+                let mut writer = ReasonWriter::new(
+                    Trickle {
+                        out: Vec::new(),
+                        max,
+                    },
+                    &drain,
+                );
+                let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+                    Poll::Ready(cx.waker().clone())
+                }));
+                let mut cx = Context::from_waker(&waker);
+                let mut at = 0;
+                while at < input.len() {
+                    // Two chunks, the first `cut` bytes long: headers straddle them.
+                    let split = (at + cut).min(input.len());
+                    let bufs = [
+                        IoSlice::new(&input[at..split]),
+                        IoSlice::new(&input[split..]),
+                    ];
+                    match Pin::new(&mut writer).poll_write_vectored(&mut cx, &bufs) {
+                        Poll::Ready(Ok(n)) => at += n,
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
+                assert_eq!(writer.io.out, expected, "cut {cut}, max {max}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_reason_stays() {
+        let reason = DrainReason::default();
+        reason.set(DrainReason::MAX_IDLE);
+        reason.set(DrainReason::GRACEFUL_STOP);
+        assert_eq!(reason.text(), Some(&b"max_idle"[..]));
+    }
+}
