@@ -305,6 +305,23 @@ mod tests {
             self.out.extend_from_slice(&buf[..n]);
             Poll::Ready(Ok(n))
         }
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<io::Result<usize>> {
+            // Across the chunks, up to `max` in all: frames straddle writes.
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(self.max - n);
+                self.out.extend_from_slice(&buf[..take]);
+                n += take;
+            }
+            Poll::Ready(Ok(n))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
         fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Ready(Ok(()))
         }
@@ -320,35 +337,48 @@ mod tests {
         f
     }
 
-    /// Writes `input` through a ReasonWriter in pieces of at most `offer`
-    /// bytes onto a socket taking at most `max` per write; returns the bytes
-    /// that reached the socket.
-    fn run(input: &[u8], offer: usize, max: usize, reason: Option<u8>) -> Vec<u8> {
-        let drain = DrainReason::default();
-        if let Some(r) = reason {
-            drain.set(r);
-        }
-        let mut writer = ReasonWriter::new(
-            Trickle {
-                out: Vec::new(),
-                max,
-            },
-            &drain,
-        );
+    /// Writes `input` through a ReasonWriter onto a socket taking at most
+    /// `max` bytes per write, each call offering what `write` offers from
+    /// the current position; returns the bytes that reached the socket.
+    fn run(
+        input: &[u8],
+        max: usize,
+        drain: &DrainReason,
+        mut write: impl FnMut(
+            Pin<&mut ReasonWriter<'_, Trickle>>,
+            &mut Context<'_>,
+            &[u8],
+        ) -> Poll<io::Result<usize>>,
+    ) -> Vec<u8> {
+        let socket = Trickle {
+            out: Vec::new(),
+            max,
+        };
+        let mut writer = ReasonWriter::new(socket, drain);
         let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
             Poll::Ready(cx.waker().clone())
         }));
         let mut cx = Context::from_waker(&waker);
         let mut at = 0;
         while at < input.len() {
-            let end = (at + offer).min(input.len());
-            match Pin::new(&mut writer).poll_write(&mut cx, &input[at..end]) {
+            match write(Pin::new(&mut writer), &mut cx, &input[at..]) {
                 Poll::Ready(Ok(n)) => at += n,
                 other => panic!("unexpected {other:?}"),
             }
         }
         assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
         writer.io.out
+    }
+
+    /// [`run`] with plain writes of at most `offer` bytes.
+    fn run_plain(input: &[u8], offer: usize, max: usize, reason: Option<u8>) -> Vec<u8> {
+        let drain = DrainReason::default();
+        if let Some(r) = reason {
+            drain.set(r);
+        }
+        run(input, max, &drain, |writer, cx, rest| {
+            writer.poll_write(cx, &rest[..offer.min(rest.len())])
+        })
     }
 
     fn stream_of_frames(goaway_payload: &[u8]) -> Vec<u8> {
@@ -369,7 +399,7 @@ mod tests {
         let expected = stream_of_frames(&extended);
         for offer in [1, 2, 5, 9, 10, 17, 64, 1000] {
             for max in [1, 3, 8, 9, 100, 1000] {
-                let out = run(&input, offer, max, Some(DrainReason::MAX_AGE));
+                let out = run_plain(&input, offer, max, Some(DrainReason::MAX_AGE));
                 assert_eq!(out, expected, "offer {offer}, max {max}");
             }
         }
@@ -378,10 +408,10 @@ mod tests {
     #[test]
     fn without_a_reason_or_with_debug_data_already_everything_passes_unchanged() {
         let input = stream_of_frames(&[0, 0, 0, 3, 0, 0, 0, 0]);
-        assert_eq!(run(&input, 7, 5, None), input);
+        assert_eq!(run_plain(&input, 7, 5, None), input);
         let with_data = stream_of_frames(b"\0\0\0\x03\0\0\0\x0bcalm down");
         assert_eq!(
-            run(&with_data, 7, 5, Some(DrainReason::GRACEFUL_STOP)),
+            run_plain(&with_data, 7, 5, Some(DrainReason::GRACEFUL_STOP)),
             with_data
         );
     }
@@ -397,32 +427,13 @@ mod tests {
         drain.set(DrainReason::GRACEFUL_STOP);
         for cut in [1, 4, 9, 12, 30] {
             for max in [2, 11, 1000] {
-                let mut writer = ReasonWriter::new(
-                    Trickle {
-                        out: Vec::new(),
-                        max,
-                    },
-                    &drain,
-                );
-                let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
-                    Poll::Ready(cx.waker().clone())
-                }));
-                let mut cx = Context::from_waker(&waker);
-                let mut at = 0;
-                while at < input.len() {
+                let out = run(&input, max, &drain, |writer, cx, rest| {
                     // Two chunks, the first `cut` bytes long: headers straddle them.
-                    let split = (at + cut).min(input.len());
-                    let bufs = [
-                        IoSlice::new(&input[at..split]),
-                        IoSlice::new(&input[split..]),
-                    ];
-                    match Pin::new(&mut writer).poll_write_vectored(&mut cx, &bufs) {
-                        Poll::Ready(Ok(n)) => at += n,
-                        other => panic!("unexpected {other:?}"),
-                    }
-                }
-                assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
-                assert_eq!(writer.io.out, expected, "cut {cut}, max {max}");
+                    let split = cut.min(rest.len());
+                    let bufs = [IoSlice::new(&rest[..split]), IoSlice::new(&rest[split..])];
+                    writer.poll_write_vectored(cx, &bufs)
+                });
+                assert_eq!(out, expected, "cut {cut}, max {max}");
             }
         }
     }
