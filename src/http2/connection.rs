@@ -81,7 +81,7 @@ pub(crate) async fn serve<R, H, IO>(
             .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &reason));
         // Boxed: freed once the handshake is over, instead of widening every
         // connection's future for its whole life.
-        let handshaken = Box::pin(future::or(
+        let mut handshaken = Box::pin(future::or(
             within(&server.runtime, config.handshake_timeout, handshake),
             async {
                 stop.wait().await;
@@ -90,7 +90,9 @@ pub(crate) async fn serve<R, H, IO>(
         ))
         .await;
 
-        match handshaken {
+        // Matched by reference: h2's connection (1.3 KB) then lives in this
+        // future once, not also moved into the drive's.
+        match &mut handshaken {
             Some(Ok(h2)) => {
                 let session = Session {
                     server: &server,
@@ -192,7 +194,7 @@ fn poll_timer<S: Future<Output = ()>>(
 
 impl<R: Runtime, H: Handler> Session<'_, R, H> {
     /// Runs the connection until it closes; returns whether to linger.
-    async fn drive<IO>(&self, mut h2: Connection<IO, Bytes>) -> bool
+    async fn drive<IO>(&self, h2: &mut Connection<IO, Bytes>) -> bool
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
@@ -217,7 +219,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         let mut drain_signal = pin!(self.drain.wait());
         loop {
             let event = {
-                let h2 = &mut h2;
+                let h2 = &mut *h2;
                 let refusing = state == State::Refusing;
                 let accept = poll_fn(|cx| {
                     // `accept` keeps no state: recreating it on every poll is sound.
@@ -322,7 +324,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         self.who,
                         config.max_connection_age_grace.unwrap_or_default()
                     );
-                    self.force(&mut h2, last_stream).await;
+                    self.force(h2, last_stream).await;
                     return false;
                 }
                 Event::AckTimeout => {
@@ -341,10 +343,10 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     // As if the ACK had come: the final GOAWAY carries the last
                     // stream processed. Nothing is queued, so nothing is lost.
                     h2.abrupt_shutdown(Reason::NO_ERROR);
-                    return self.flush(&mut h2).await;
+                    return self.flush(h2).await;
                 }
                 Event::Stop => {
-                    self.force(&mut h2, last_stream).await;
+                    self.force(h2, last_stream).await;
                     log::info!(
                         "{}: closed by hard stop (last stream {last_stream})",
                         self.who
@@ -463,7 +465,8 @@ mod tests {
     /// memory per connection. h2's own connection is about 1.3 KB of it; the
     /// budget leaves room for ours, and catches a buffer inlined by mistake
     /// (a 4 KiB linger buffer once made it 14 KB; the handshake, boxed, no
-    /// longer counts once it is over).
+    /// longer counts once it is over; h2's connection moved into the drive
+    /// loop was held twice, 5.1 KB, until the loop borrowed it: 2.4 KB).
     #[test]
     fn connection_future_stays_small() {
         #[derive(Clone)]
@@ -481,6 +484,6 @@ mod tests {
         let (io, _peer) = tokio::io::duplex(64);
         let serving = super::serve(server.inner_for_tests(), io, None, shutdown.track());
         let size = std::mem::size_of_val(&serving);
-        assert!(size <= 5 * 1024, "a connection's future is {size} bytes");
+        assert!(size <= 3 * 1024, "a connection's future is {size} bytes");
     }
 }
