@@ -44,12 +44,17 @@ async fn within<R: Runtime, T>(
     .await
 }
 
-/// Who the log lines are about.
-fn who(peer: Option<SocketAddr>) -> String {
-    peer.map_or_else(
-        || "connection".to_string(),
-        |peer| format!("connection from {peer}"),
-    )
+/// Who the log lines are about, formatted only when a line is written.
+#[derive(Clone, Copy)]
+struct Who(Option<SocketAddr>);
+
+impl std::fmt::Display for Who {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(peer) => write!(f, "connection from {peer}"),
+            None => f.write_str("connection"),
+        }
+    }
 }
 
 /// Serves one connection to its end. `task` keeps the server's drain phase
@@ -69,7 +74,7 @@ pub(crate) async fn serve<R, H, IO>(
     // This connection's own drain: fires with the server's, or alone.
     let drain = server.shutdown.drain_token().child();
     let stop = server.shutdown.stop_token();
-    let who = who(peer);
+    let who = Who(peer);
     let config = &server.config;
     // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
     let reason = DrainReason::default();
@@ -100,7 +105,7 @@ pub(crate) async fn serve<R, H, IO>(
                     drain: &drain,
                     stop: &stop,
                     reason: &reason,
-                    who: &who,
+                    who,
                     peer,
                 };
                 session.drive(h2).await
@@ -150,7 +155,7 @@ struct Session<'a, R, H> {
     stop: &'a DrainToken,
     /// Why it drains, for the GOAWAY's debug data.
     reason: &'a DrainReason,
-    who: &'a str,
+    who: Who,
     peer: Option<SocketAddr>,
 }
 
@@ -211,12 +216,12 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
             .max_connection_idle
             .map(|idle| Box::pin(runtime.sleep(idle)));
         let mut age_grace: Timer<R> = None;
-        // The stop and drain signals are waited on by one future each for the
-        // connection's whole life: made afresh on every turn of the loop (once
-        // per stream), each would register and remove a listener on the
-        // server-wide stop token, a lock every connection's task contends for.
-        let mut stop_signal = pin!(self.stop.wait());
-        let mut drain_signal = pin!(self.drain.wait());
+        // One wait for the stop signals, kept across turns of the loop (made
+        // afresh for every stream, it would register and remove a listener
+        // each time, on tokens all connections share). While serving it waits
+        // for this connection's drain, which a hard stop fires too; once
+        // draining, for the hard stop.
+        let mut signal = pin!(self.drain.wait());
         loop {
             let event = {
                 let h2 = &mut *h2;
@@ -233,12 +238,13 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     }
                     Poll::Pending
                 });
-                let drain = async {
-                    if state == State::Serving {
-                        drain_signal.as_mut().await;
-                        return Event::Drain;
+                let signals = async {
+                    signal.as_mut().await;
+                    if self.stop.is_fired() {
+                        Event::Stop
+                    } else {
+                        Event::Drain
                     }
-                    pending().await
                 };
                 let ack = async {
                     match ack_deadline.as_mut() {
@@ -260,13 +266,9 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         Poll::Pending
                     }
                 });
-                let stop = async {
-                    stop_signal.as_mut().await;
-                    Event::Stop
-                };
-                // The stop is polled first: it preempts everything.
+                // The signals are polled first: a hard stop preempts everything.
                 let timers = future::or(ack, lifecycle);
-                future::or(stop, future::or(accept, future::or(drain, timers))).await
+                future::or(signals, future::or(accept, timers)).await
             };
             match event {
                 Event::Accepted(Some(Ok((request, respond)))) => {
@@ -286,6 +288,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     return true;
                 }
                 Event::Drain => {
+                    signal.set(self.stop.wait());
                     // Unless this connection's own lifecycle set it first.
                     self.reason.set(DrainReason::GRACEFUL_STOP);
                     h2.graceful_shutdown();
@@ -439,7 +442,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 // The responder was dropped with the handler: the client got
                 // a 500 or a reset. The connection carries on.
                 server.shutdown.stats().handler_panicked();
-                log::error!("{}: handler for stream {stream_id} panicked", who(peer));
+                log::error!("{}: handler for stream {stream_id} panicked", Who(peer));
             }
         });
     }
