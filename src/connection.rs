@@ -37,6 +37,9 @@ pub struct ConnInfo {
     streams: Mutex<Streams>,
 }
 
+/// How many open-stream slots an idle connection keeps allocated.
+const IDLE_CAPACITY: usize = 4;
+
 /// A stream's path as the straggler list shows it, kept inline (no
 /// allocation per stream): up to [`StreamPath::CAPACITY`] bytes, longer paths
 /// cut at a character boundary and marked with `…`.
@@ -188,6 +191,11 @@ impl ConnInfo {
             streams.open.retain(|(open, _, _)| *open != id);
             if streams.open.is_empty() {
                 streams.idle_since = Instant::now();
+                // An idle connection keeps room for a few streams, not for
+                // the most it ever had open at once.
+                if streams.open.capacity() > IDLE_CAPACITY {
+                    streams.open.shrink_to(IDLE_CAPACITY);
+                }
             }
         }
         self.open_streams

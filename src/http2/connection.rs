@@ -59,92 +59,112 @@ impl std::fmt::Display for Who {
 
 /// Serves one connection to its end. `task` keeps the server's drain phase
 /// waiting until this function returns (it was taken by the accept loop).
-pub(crate) async fn serve<R, H, IO>(
+// Deliberately not `async fn` (see the comment in the body).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn serve<R, H, IO>(
     server: Arc<Inner<R, H>>,
     mut io: IO,
     peer: Option<SocketAddr>,
     task: WaitGuard,
-) where
+) -> impl Future<Output = ()> + Send
+where
     R: Runtime,
     H: Handler,
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let _task = task;
-    let conn = server.shutdown.connection(peer);
-    // This connection's own drain: fires with the server's, or alone.
-    let drain = server.shutdown.drain_token().child();
-    let stop = server.shutdown.stop_token();
-    let who = Who(peer);
-    let config = &server.config;
-    // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
-    let reason = DrainReason::default();
+    // An async block, not an async fn: it uses what it captures in place,
+    // where an async fn keeps a second copy of each argument (the socket
+    // included) in the future for the connection's whole life.
+    async move {
+        let conn = server.shutdown.connection(peer);
+        // This connection's own drain: fires with the server's, or alone.
+        let drain = server.shutdown.drain_token().child();
+        let stop = server.shutdown.stop_token();
+        let who = Who(peer);
+        let config = &server.config;
+        // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
+        let reason = DrainReason::default();
 
-    // h2 borrows the socket, so it is ours again for the close and linger.
-    let linger = {
-        let handshake = h2::server::Builder::new()
-            .max_concurrent_streams(config.max_concurrent_streams)
-            .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &reason));
-        // Boxed: freed once the handshake is over, instead of widening every
-        // connection's future for its whole life.
-        let mut handshaken = Box::pin(future::or(
-            within(&server.runtime, config.handshake_timeout, handshake),
-            async {
-                stop.wait().await;
-                None
-            },
-        ))
-        .await;
+        // h2 borrows the socket, so it is ours again for the close and linger.
+        let linger = {
+            let handshake = h2::server::Builder::new()
+                .max_concurrent_streams(config.max_concurrent_streams)
+                .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &reason));
+            // Boxed: freed once the handshake is over, instead of widening every
+            // connection's future for its whole life.
+            let mut handshaken = Box::pin(future::or(
+                within(&server.runtime, config.handshake_timeout, handshake),
+                async {
+                    stop.wait().await;
+                    None
+                },
+            ))
+            .await;
 
-        // Matched by reference: h2's connection (1.3 KB) then lives in this
-        // future once, not also moved into the drive's.
-        match &mut handshaken {
-            Some(Ok(h2)) => {
-                let session = Session {
-                    server: &server,
-                    conn: &conn,
-                    drain: &drain,
-                    stop: &stop,
-                    reason: &reason,
-                    who,
-                    peer,
-                };
-                session.drive(h2).await
+            // Matched by reference: h2's connection (1.3 KB) then lives in this
+            // future once, not also moved into the drive's.
+            match &mut handshaken {
+                Some(Ok(h2)) => {
+                    let session = Session {
+                        server: &server,
+                        conn: &conn,
+                        drain: &drain,
+                        stop: &stop,
+                        reason: &reason,
+                        who,
+                        peer,
+                    };
+                    session.drive(h2).await
+                }
+                Some(Err(e)) => {
+                    // HTTP/1.1, TLS, garbage: h2 has already sent its SETTINGS.
+                    log::warn!("{who}: closing: not an HTTP/2 client ({e})");
+                    false
+                }
+                None if stop.is_fired() => false,
+                None => {
+                    log::warn!(
+                        "{who}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
+                        config.handshake_timeout
+                    );
+                    false
+                }
             }
-            Some(Err(e)) => {
-                // HTTP/1.1, TLS, garbage: h2 has already sent its SETTINGS.
-                log::warn!("{who}: closing: not an HTTP/2 client ({e})");
-                false
-            }
-            None if stop.is_fired() => false,
-            None => {
-                log::warn!(
-                    "{who}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
-                    config.handshake_timeout
-                );
-                false
-            }
-        }
-    };
-
-    // FIN, unless h2 already sent it (`linger` means it closed the connection
-    // itself). Bounded: a client that stops reading cannot hold it.
-    if !linger {
-        let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
-    }
-    if linger && !stop.is_fired() {
-        // Read and discard until the client's EOF, so unread bytes in our
-        // receive buffer do not turn the close into an RST that destroys
-        // responses still in flight.
-        let discard = async {
-            // On the heap, and only while lingering: inline, it would sit in
-            // every connection's future for its whole life.
-            let mut buf = vec![0u8; 4096];
-            while let Ok(1..) = io.read(&mut buf).await {}
         };
-        let cut = async { stop.wait().await };
-        let _ = within(&server.runtime, config.linger, future::or(discard, cut)).await;
+
+        // FIN, unless h2 already sent it (`linger` means it closed the connection
+        // itself). Bounded: a client that stops reading cannot hold it.
+        if !linger {
+            let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
+        }
+        if linger && !stop.is_fired() {
+            // Read and discard until the client's EOF, so unread bytes in our
+            // receive buffer do not turn the close into an RST that destroys
+            // responses still in flight.
+            let discard = async {
+                // On the heap, and only while lingering: inline, it would sit in
+                // every connection's future for its whole life.
+                let mut buf = vec![0u8; 4096];
+                while let Ok(1..) = io.read(&mut buf).await {}
+            };
+            let cut = async { stop.wait().await };
+            // Boxed, like the buffer: only a closing connection pays for it.
+            let lingering = within(&server.runtime, config.linger, future::or(discard, cut));
+            let _ = Box::pin(lingering).await;
+        }
+        drop(conn);
+        drop(task);
     }
-    drop(conn);
+}
+
+/// How the drive loop ended, when what is left is a last await.
+enum End {
+    /// Close once h2 has flushed the final GOAWAY.
+    Flush,
+    /// The age grace ran out: cut the streams still open.
+    Force,
+    /// A hard stop: cut everything.
+    Stop,
 }
 
 /// What one connection's serve loop needs.
@@ -205,157 +225,168 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
     {
         let config = &self.server.config;
         let runtime = &self.server.runtime;
-        let mut state = State::Serving;
-        let mut ack_deadline: Timer<R> = None;
-        let mut last_stream = 0u32;
-        // gRPC A9: this connection's own lifecycle.
-        let mut age: Timer<R> = config
-            .jittered_age()
-            .map(|age| Box::pin(runtime.sleep(age)));
-        let mut idle: Timer<R> = config
-            .max_connection_idle
-            .map(|idle| Box::pin(runtime.sleep(idle)));
-        let mut age_grace: Timer<R> = None;
-        // One wait for the stop signals, kept across turns of the loop (made
-        // afresh for every stream, it would register and remove a listener
-        // each time, on tokens all connections share). While serving it waits
-        // for this connection's drain, which a hard stop fires too; once
-        // draining, for the hard stop.
-        let mut signal = pin!(self.drain.wait());
-        loop {
-            let event = {
-                let h2 = &mut *h2;
-                let refusing = state == State::Refusing;
-                let accept = poll_fn(|cx| {
-                    // `accept` keeps no state: recreating it on every poll is sound.
-                    if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
-                        return Poll::Ready(Event::Accepted(next));
-                    }
-                    // h2 wakes this task whenever a stream's state moves, so
-                    // this is re-checked as streams finish and RSTs flush.
-                    if refusing && !h2.has_streams() {
-                        return Poll::Ready(Event::Idle);
-                    }
-                    Poll::Pending
-                });
-                let signals = async {
-                    signal.as_mut().await;
-                    if self.stop.is_fired() {
-                        Event::Stop
-                    } else {
-                        Event::Drain
-                    }
-                };
-                let ack = async {
-                    match ack_deadline.as_mut() {
-                        Some(deadline) => {
-                            deadline.await;
-                            Event::AckTimeout
+        // The loop's state (the wait, the timers, the last event) ends with
+        // it, so the closing awaits below do not widen this future.
+        let (end, last_stream) = {
+            let mut state = State::Serving;
+            let mut ack_deadline: Timer<R> = None;
+            let mut last_stream = 0u32;
+            // gRPC A9: this connection's own lifecycle.
+            let mut age: Timer<R> = config
+                .jittered_age()
+                .map(|age| Box::pin(runtime.sleep(age)));
+            let mut idle: Timer<R> = config
+                .max_connection_idle
+                .map(|idle| Box::pin(runtime.sleep(idle)));
+            let mut age_grace: Timer<R> = None;
+            // One wait for the stop signals, kept across turns of the loop (made
+            // afresh for every stream, it would register and remove a listener
+            // each time, on tokens all connections share). While serving it waits
+            // for this connection's drain, which a hard stop fires too; once
+            // draining, for the hard stop.
+            let mut signal = pin!(self.drain.wait());
+            loop {
+                let event = {
+                    let h2 = &mut *h2;
+                    let refusing = state == State::Refusing;
+                    let accept = poll_fn(|cx| {
+                        // `accept` keeps no state: recreating it on every poll is sound.
+                        if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
+                            return Poll::Ready(Event::Accepted(next));
                         }
-                        None => pending().await,
-                    }
-                };
-                let lifecycle = poll_fn(|cx| {
-                    if poll_timer(&mut age, cx) {
-                        Poll::Ready(Event::MaxAge)
-                    } else if poll_timer(&mut idle, cx) {
-                        Poll::Ready(Event::IdleCheck)
-                    } else if poll_timer(&mut age_grace, cx) {
-                        Poll::Ready(Event::AgeGraceOver)
-                    } else {
+                        // h2 wakes this task whenever a stream's state moves, so
+                        // this is re-checked as streams finish and RSTs flush.
+                        if refusing && !h2.has_streams() {
+                            return Poll::Ready(Event::Idle);
+                        }
                         Poll::Pending
+                    });
+                    let signals = async {
+                        signal.as_mut().await;
+                        if self.stop.is_fired() {
+                            Event::Stop
+                        } else {
+                            Event::Drain
+                        }
+                    };
+                    let ack = async {
+                        match ack_deadline.as_mut() {
+                            Some(deadline) => {
+                                deadline.await;
+                                Event::AckTimeout
+                            }
+                            None => pending().await,
+                        }
+                    };
+                    let lifecycle = poll_fn(|cx| {
+                        if poll_timer(&mut age, cx) {
+                            Poll::Ready(Event::MaxAge)
+                        } else if poll_timer(&mut idle, cx) {
+                            Poll::Ready(Event::IdleCheck)
+                        } else if poll_timer(&mut age_grace, cx) {
+                            Poll::Ready(Event::AgeGraceOver)
+                        } else {
+                            Poll::Pending
+                        }
+                    });
+                    // The signals are polled first: a hard stop preempts everything.
+                    let timers = future::or(ack, lifecycle);
+                    future::or(signals, future::or(accept, timers)).await
+                };
+                match event {
+                    Event::Accepted(Some(Ok((request, respond)))) => {
+                        last_stream = last_stream.max(respond.stream_id().as_u32());
+                        if state == State::Refusing {
+                            self.responder(respond, request.uri().path()).refuse();
+                        } else {
+                            self.spawn_handler(request, respond);
+                        }
                     }
-                });
-                // The signals are polled first: a hard stop preempts everything.
-                let timers = future::or(ack, lifecycle);
-                future::or(signals, future::or(accept, timers)).await
-            };
-            match event {
-                Event::Accepted(Some(Ok((request, respond)))) => {
-                    last_stream = last_stream.max(respond.stream_id().as_u32());
-                    if state == State::Refusing {
-                        self.responder(respond, request.uri().path()).refuse();
-                    } else {
-                        self.spawn_handler(request, respond);
+                    Event::Accepted(Some(Err(e))) => {
+                        self.log_error(&e);
+                        return !e.is_io();
                     }
-                }
-                Event::Accepted(Some(Err(e))) => {
-                    self.log_error(&e);
-                    return !e.is_io();
-                }
-                Event::Accepted(None) => {
-                    log::debug!("{}: closed (last stream {last_stream})", self.who);
-                    return true;
-                }
-                Event::Drain => {
-                    signal.set(self.stop.wait());
-                    // Unless this connection's own lifecycle set it first.
-                    self.reason.set(DrainReason::GRACEFUL_STOP);
-                    h2.graceful_shutdown();
-                    state = State::Draining;
-                    ack_deadline = Some(Box::pin(runtime.sleep(config.ping_ack_timeout)));
-                    (age, idle) = (None, None);
-                }
-                Event::MaxAge => {
-                    // The same two-phase GOAWAY as a full stop, for this
-                    // connection alone; its handlers see it as draining.
-                    log::info!("{}: draining: max_age", self.who);
-                    self.reason.set(DrainReason::MAX_AGE);
-                    self.drain.fire();
-                    age = None;
-                    age_grace = config
-                        .max_connection_age_grace
-                        .map(|grace| Box::pin(runtime.sleep(grace)));
-                }
-                Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
-                    (Some(idle_for), Some(max)) if idle_for >= max => {
-                        log::info!("{}: draining: max_idle", self.who);
-                        self.reason.set(DrainReason::MAX_IDLE);
+                    Event::Accepted(None) => {
+                        log::debug!("{}: closed (last stream {last_stream})", self.who);
+                        return true;
+                    }
+                    Event::Drain => {
+                        signal.set(self.stop.wait());
+                        // Unless this connection's own lifecycle set it first.
+                        self.reason.set(DrainReason::GRACEFUL_STOP);
+                        h2.graceful_shutdown();
+                        state = State::Draining;
+                        ack_deadline = Some(Box::pin(runtime.sleep(config.ping_ack_timeout)));
+                        (age, idle) = (None, None);
+                    }
+                    Event::MaxAge => {
+                        // The same two-phase GOAWAY as a full stop, for this
+                        // connection alone; its handlers see it as draining.
+                        log::info!("{}: draining: max_age", self.who);
+                        self.reason.set(DrainReason::MAX_AGE);
                         self.drain.fire();
-                        idle = None;
+                        age = None;
+                        age_grace = config
+                            .max_connection_age_grace
+                            .map(|grace| Box::pin(runtime.sleep(grace)));
                     }
-                    // Not idle long enough yet: check again when it could be.
-                    (idle_for, Some(max)) => {
-                        let wait = max.saturating_sub(idle_for.unwrap_or_default());
-                        idle = Some(Box::pin(runtime.sleep(wait.max(max / 64))));
+                    Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
+                        (Some(idle_for), Some(max)) if idle_for >= max => {
+                            log::info!("{}: draining: max_idle", self.who);
+                            self.reason.set(DrainReason::MAX_IDLE);
+                            self.drain.fire();
+                            idle = None;
+                        }
+                        // Not idle long enough yet: check again when it could be.
+                        (idle_for, Some(max)) => {
+                            let wait = max.saturating_sub(idle_for.unwrap_or_default());
+                            idle = Some(Box::pin(runtime.sleep(wait.max(max / 64))));
+                        }
+                        (_, None) => idle = None,
+                    },
+                    Event::AgeGraceOver => {
+                        log::warn!(
+                            "{}: streams still open {:?} after its max_age drain; forcing it",
+                            self.who,
+                            config.max_connection_age_grace.unwrap_or_default()
+                        );
+                        break (End::Force, last_stream);
                     }
-                    (_, None) => idle = None,
-                },
-                Event::AgeGraceOver => {
-                    log::warn!(
-                        "{}: streams still open {:?} after its max_age drain; forcing it",
-                        self.who,
-                        config.max_connection_age_grace.unwrap_or_default()
-                    );
-                    self.force(h2, last_stream).await;
-                    return false;
+                    Event::AckTimeout => {
+                        // h2 does not say whether the ACK came (it may have, with
+                        // streams still open); either way no new stream may start
+                        // now, and the connection closes once the open ones end.
+                        log::debug!(
+                            "{}: {:?} since the first GOAWAY; refusing new streams",
+                            self.who,
+                            config.ping_ack_timeout
+                        );
+                        state = State::Refusing;
+                        ack_deadline = None;
+                    }
+                    Event::Idle => {
+                        // As if the ACK had come: the final GOAWAY carries the last
+                        // stream processed. Nothing is queued, so nothing is lost.
+                        h2.abrupt_shutdown(Reason::NO_ERROR);
+                        break (End::Flush, last_stream);
+                    }
+                    Event::Stop => break (End::Stop, last_stream),
                 }
-                Event::AckTimeout => {
-                    // h2 does not say whether the ACK came (it may have, with
-                    // streams still open); either way no new stream may start
-                    // now, and the connection closes once the open ones end.
-                    log::debug!(
-                        "{}: {:?} since the first GOAWAY; refusing new streams",
-                        self.who,
-                        config.ping_ack_timeout
-                    );
-                    state = State::Refusing;
-                    ack_deadline = None;
-                }
-                Event::Idle => {
-                    // As if the ACK had come: the final GOAWAY carries the last
-                    // stream processed. Nothing is queued, so nothing is lost.
-                    h2.abrupt_shutdown(Reason::NO_ERROR);
-                    return self.flush(h2).await;
-                }
-                Event::Stop => {
-                    self.force(h2, last_stream).await;
-                    log::info!(
-                        "{}: closed by hard stop (last stream {last_stream})",
-                        self.who
-                    );
-                    return false;
-                }
+            }
+        };
+        match end {
+            End::Flush => self.flush(h2).await,
+            End::Force => {
+                self.force(h2, last_stream).await;
+                false
+            }
+            End::Stop => {
+                self.force(h2, last_stream).await;
+                log::info!(
+                    "{}: closed by hard stop (last stream {last_stream})",
+                    self.who
+                );
+                false
             }
         }
     }
