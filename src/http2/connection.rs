@@ -242,9 +242,12 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
             // One wait for the stop signals, kept across turns of the loop (made
             // afresh for every stream, it would register and remove a listener
             // each time, on tokens all connections share). While serving it waits
-            // for this connection's drain, which a hard stop fires too; once
-            // draining, for the hard stop.
-            let mut signal = pin!(self.drain.wait());
+            // for the server's drain, which a hard stop fires too; once draining,
+            // for the hard stop. (Not this connection's own drain token: waiting
+            // on it would give every idle connection a listener list of its
+            // own. Its lifecycle drains are seen by `lifecycle` below.)
+            let server_drain = self.server.shutdown.drain_token();
+            let mut signal = pin!(server_drain.wait());
             loop {
                 let event = {
                     let h2 = &mut *h2;
@@ -279,7 +282,10 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         }
                     };
                     let lifecycle = poll_fn(|cx| {
-                        if poll_timer(&mut age, cx) {
+                        if state == State::Serving && self.drain.is_fired() {
+                            // This connection's own drain (max age or idle).
+                            Poll::Ready(Event::Drain)
+                        } else if poll_timer(&mut age, cx) {
                             Poll::Ready(Event::MaxAge)
                         } else if poll_timer(&mut idle, cx) {
                             Poll::Ready(Event::IdleCheck)
