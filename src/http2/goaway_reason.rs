@@ -19,6 +19,11 @@ const HEADER: usize = 9;
 const GOAWAY: u8 = 0x7;
 /// A GOAWAY's payload without debug data: last-stream-id and error code.
 const GOAWAY_BARE: usize = 8;
+/// Room for a whole rewritten GOAWAY: header, payload, the longest reason.
+const OWED: usize = 32;
+/// Owed bytes and the data after them are joined into one write, by copy
+/// when the socket has no vectored writes, up to this many bytes.
+const JOIN_BY_COPY: usize = 256;
 
 /// Why a connection drains: set by its drive loop before h2 writes the
 /// GOAWAY, read by its [`ReasonWriter`]. The first reason set stays.
@@ -66,7 +71,7 @@ pub(crate) struct ReasonWriter<'a, IO> {
     split_len: usize,
     /// Bytes owed to the socket before any more of h2's: a rewritten GOAWAY
     /// header, or the debug data after its payload.
-    owed: [u8; 16],
+    owed: [u8; OWED],
     owed_start: usize,
     owed_end: usize,
     /// The debug data to write once the current GOAWAY's payload is through.
@@ -81,7 +86,7 @@ impl<'a, IO> ReasonWriter<'a, IO> {
             until_boundary: 0,
             split: [0; HEADER],
             split_len: 0,
-            owed: [0; 16],
+            owed: [0; OWED],
             owed_start: 0,
             owed_end: 0,
             append: None,
@@ -184,6 +189,35 @@ fn read_header(bufs: &[&[u8]], mut offset: usize) -> Option<[u8; HEADER]> {
 }
 
 impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
+    /// Writes the owed bytes and, in the same write, `data` (bytes that pass
+    /// through unchanged); returns how many of `data` went out.
+    fn poll_owed_with(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        while self.owed_start < self.owed_end {
+            let owed_len = self.owed_end - self.owed_start;
+            let owed = &self.owed[self.owed_start..self.owed_end];
+            let n = if self.io.is_write_vectored() {
+                let joined = [IoSlice::new(owed), IoSlice::new(data)];
+                ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &joined))?
+            } else if owed_len + data.len() <= JOIN_BY_COPY {
+                let mut joined = [0u8; JOIN_BY_COPY];
+                joined[..owed_len].copy_from_slice(owed);
+                joined[owed_len..owed_len + data.len()].copy_from_slice(data);
+                ready!(Pin::new(&mut self.io).poll_write(cx, &joined[..owed_len + data.len()]))?
+            } else {
+                ready!(Pin::new(&mut self.io).poll_write(cx, owed))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            if n >= owed_len {
+                self.owed_start = self.owed_end;
+                return Poll::Ready(Ok(n - owed_len));
+            }
+            self.owed_start += n;
+        }
+        Poll::Ready(Ok(0))
+    }
+
     /// Writes what is owed; ready once nothing is.
     fn poll_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.owed_start < self.owed_end {
@@ -196,9 +230,24 @@ impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
         Poll::Ready(Ok(()))
     }
 
-    /// The slow path, at a frame boundary: take h2's next header (or its
-    /// first pieces) into `owed`/`split` and report those bytes as written.
+    /// The slow path, at a frame boundary: take h2's next frame into `owed`
+    /// rewritten (a bare GOAWAY, whole), or its header (or the header's first
+    /// pieces) into `owed`/`split`; report those bytes as written. They go
+    /// out with what h2 writes next, in one write.
     fn take(&mut self, buf: &[u8]) -> usize {
+        if self.split_len == 0 && buf.len() >= HEADER + GOAWAY_BARE && self.rewrites(&buf[..HEADER])
+        {
+            if let Some(text) = self.reason.text() {
+                let len = (GOAWAY_BARE + text.len()) as u32;
+                let frame_end = HEADER + GOAWAY_BARE;
+                self.owed[..3].copy_from_slice(&len.to_be_bytes()[1..]);
+                self.owed[3..frame_end].copy_from_slice(&buf[3..frame_end]);
+                self.owed[frame_end..frame_end + text.len()].copy_from_slice(text);
+                self.owed_start = 0;
+                self.owed_end = frame_end + text.len();
+                return frame_end;
+            }
+        }
         let take = (HEADER - self.split_len).min(buf.len());
         self.split[self.split_len..self.split_len + take].copy_from_slice(&buf[..take]);
         self.split_len += take;
@@ -217,10 +266,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_owed(cx))?;
         if buf.is_empty() {
+            ready!(this.poll_owed(cx))?;
             return Poll::Ready(Ok(0));
         }
+        if this.owed_start < this.owed_end && this.split_len == 0 {
+            // What is owed, and what follows it, in one write.
+            let through = this.passthrough(&[buf]);
+            let n = ready!(this.poll_owed_with(cx, &buf[..through]))?;
+            if n > 0 {
+                this.advance(&[buf], n);
+                return Poll::Ready(Ok(n));
+            }
+        }
+        ready!(this.poll_owed(cx))?;
         if this.split_len > 0 {
             return Poll::Ready(Ok(this.take(buf)));
         }
@@ -239,7 +298,14 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_owed(cx))?;
+        if this.owed_start < this.owed_end {
+            // Joined with what is owed, in `poll_write`: one chunk at a time.
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            return Pin::new(this).poll_write(cx, first);
+        }
         // Up to h2's usual number of chunks, looked at without allocating.
         let mut views: [&[u8]; 64] = [&[]; 64];
         let count = bufs.len().min(views.len());
@@ -293,6 +359,7 @@ mod tests {
     struct Trickle {
         out: Vec<u8>,
         max: usize,
+        writes: usize,
     }
 
     impl AsyncWrite for Trickle {
@@ -303,6 +370,7 @@ mod tests {
         ) -> Poll<io::Result<usize>> {
             let n = buf.len().min(self.max);
             self.out.extend_from_slice(&buf[..n]);
+            self.writes += 1;
             Poll::Ready(Ok(n))
         }
         fn poll_write_vectored(
@@ -311,6 +379,7 @@ mod tests {
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
             // Across the chunks, up to `max` in all: frames straddle writes.
+            self.writes += 1;
             let mut n = 0;
             for buf in bufs {
                 let take = buf.len().min(self.max - n);
@@ -353,6 +422,7 @@ mod tests {
         let socket = Trickle {
             out: Vec::new(),
             max,
+            writes: 0,
         };
         let mut writer = ReasonWriter::new(socket, drain);
         let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
@@ -436,6 +506,38 @@ mod tests {
                 assert_eq!(out, expected, "cut {cut}, max {max}");
             }
         }
+    }
+
+    #[test]
+    fn a_goaway_goes_out_in_the_same_write_as_what_follows_it() {
+        // h2 writes the first GOAWAY and its PING together, then flushes; the
+        // final GOAWAY alone, then flushes. Each is one write on the socket.
+        let drain = DrainReason::default();
+        drain.set(DrainReason::GRACEFUL_STOP);
+        let socket = Trickle {
+            out: Vec::new(),
+            max: 1000,
+            writes: 0,
+        };
+        let mut writer = ReasonWriter::new(socket, &drain);
+        let waker = futures_lite::future::block_on(futures_lite::future::poll_fn(|cx| {
+            Poll::Ready(cx.waker().clone())
+        }));
+        let mut cx = Context::from_waker(&waker);
+        let mut first = frame(GOAWAY, &[0x7f, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        first.extend(frame(0x6, &[1; 8]));
+        let last = frame(GOAWAY, &[0, 0, 0, 1, 0, 0, 0, 0]);
+        for batch in [first, last] {
+            let mut at = 0;
+            while at < batch.len() {
+                match Pin::new(&mut writer).poll_write(&mut cx, &batch[at..]) {
+                    Poll::Ready(Ok(n)) => at += n,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(Pin::new(&mut writer).poll_flush(&mut cx).is_ready());
+        }
+        assert_eq!(writer.io.writes, 2);
     }
 
     #[test]
