@@ -11,12 +11,11 @@
 //!   then: FIN, read and discard until the client's EOF (bounded by linger)
 //! ```
 
-use super::goaway_reason::{DrainReason, ReasonWriter};
 use std::future::{pending, poll_fn, Future};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -26,7 +25,8 @@ use h2::server::{Connection, SendResponse};
 use h2::{Reason, RecvStream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::handler::{Request, RequestBody, Responder, StreamContext, StreamTicket};
+use super::goaway_reason::{DrainReason, ReasonWriter};
+use super::handler::{ConnShared, Request, RequestBody, Responder, StreamContext, StreamTicket};
 use super::server::Inner;
 use super::{Handler, Runtime};
 use crate::{ConnectionGuard, DrainToken, WaitGuard};
@@ -84,6 +84,7 @@ where
         let config = &server.config;
         // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
         let reason = DrainReason::default();
+        let shared = OnceLock::new();
 
         // h2 borrows the socket, so it is ours again for the close and linger.
         let linger = {
@@ -111,6 +112,7 @@ where
                         drain: &drain,
                         stop: &stop,
                         reason: &reason,
+                        shared: &shared,
                         who,
                         peer,
                     };
@@ -175,6 +177,8 @@ struct Session<'a, R, H> {
     stop: &'a DrainToken,
     /// Why it drains, for the GOAWAY's debug data.
     reason: &'a DrainReason,
+    /// What its streams share, once one has opened.
+    shared: &'a OnceLock<Arc<ConnShared>>,
     who: Who,
     peer: Option<SocketAddr>,
 }
@@ -441,9 +445,25 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         flushed
     }
 
+    /// What this connection's streams share, made when the first one opens
+    /// (an idle connection never pays for it).
+    fn shared(&self) -> Arc<ConnShared> {
+        self.shared
+            .get_or_init(|| {
+                Arc::new(ConnShared {
+                    shutdown: self.server.shutdown.clone(),
+                    conn: self.conn.info(),
+                    drain: self.drain.clone(),
+                    stop: self.stop.clone(),
+                    peer: self.peer,
+                })
+            })
+            .clone()
+    }
+
     fn responder(&self, respond: SendResponse<Bytes>, path: &str) -> Responder {
         let id = respond.stream_id().as_u32();
-        let ticket = StreamTicket::new(self.server.shutdown.clone(), self.conn.info(), id, path);
+        let ticket = StreamTicket::new(self.shared(), id, path);
         Responder {
             send: Some(respond),
             ticket: Some(ticket),
@@ -459,9 +479,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
             body: RequestBody { recv },
             context: StreamContext {
                 stream_id,
-                peer: self.peer,
-                drain: self.drain.clone(),
-                stop: self.stop.clone(),
+                shared: self.shared(),
             },
         };
         let guard = self.server.shutdown.handler();

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
@@ -78,9 +79,18 @@ where
 #[derive(Clone)]
 pub struct StreamContext {
     pub(crate) stream_id: u32,
-    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) shared: Arc<ConnShared>,
+}
+
+/// What every stream of one connection shares, made once per connection
+/// (when its first stream opens): a stream then costs one reference count on
+/// it, not one on each of these, most of them shared by every connection.
+pub(crate) struct ConnShared {
+    pub(crate) shutdown: Shutdown,
+    pub(crate) conn: Entry<ConnInfo>,
     pub(crate) drain: DrainToken,
     pub(crate) stop: DrainToken,
+    pub(crate) peer: Option<SocketAddr>,
 }
 
 impl StreamContext {
@@ -109,7 +119,7 @@ impl StreamContext {
     /// # }
     /// ```
     pub fn peer(&self) -> Option<SocketAddr> {
-        self.peer
+        self.shared.peer
     }
 
     /// Whether this connection is draining (or the server is stopping).
@@ -124,7 +134,7 @@ impl StreamContext {
     /// # }
     /// ```
     pub fn is_draining(&self) -> bool {
-        self.drain.is_fired()
+        self.shared.drain.is_fired()
     }
 
     /// Completes when this connection starts draining.
@@ -137,7 +147,7 @@ impl StreamContext {
     /// # }
     /// ```
     pub async fn draining(&self) {
-        self.drain.wait().await
+        self.shared.drain.wait().await
     }
 
     /// Whether a hard stop has begun.
@@ -150,7 +160,7 @@ impl StreamContext {
     /// # }
     /// ```
     pub fn is_stopping(&self) -> bool {
-        self.stop.is_fired()
+        self.shared.stop.is_fired()
     }
 
     /// Completes when a hard stop begins.
@@ -163,7 +173,7 @@ impl StreamContext {
     /// # }
     /// ```
     pub async fn stopping(&self) {
-        self.stop.wait().await
+        self.shared.stop.wait().await
     }
 }
 
@@ -171,7 +181,7 @@ impl fmt::Debug for StreamContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamContext")
             .field("stream_id", &self.stream_id)
-            .field("peer", &self.peer)
+            .field("peer", &self.shared.peer)
             .field("draining", &self.is_draining())
             .field("stopping", &self.is_stopping())
             .finish()
@@ -422,18 +432,16 @@ pub(crate) enum StreamEnd {
 /// Counts one stream for the report and keeps the connection's list of open
 /// streams (the stragglers a stuck stop names).
 pub(crate) struct StreamTicket {
-    pub(crate) shutdown: Shutdown,
-    pub(crate) conn: Entry<ConnInfo>,
+    pub(crate) shared: Arc<ConnShared>,
     pub(crate) id: u32,
     pub(crate) end: StreamEnd,
 }
 
 impl StreamTicket {
-    pub(crate) fn new(shutdown: Shutdown, conn: Entry<ConnInfo>, id: u32, path: &str) -> Self {
-        conn.stream_opened(id, path);
+    pub(crate) fn new(shared: Arc<ConnShared>, id: u32, path: &str) -> Self {
+        shared.conn.stream_opened(id, path);
         Self {
-            shutdown,
-            conn,
+            shared,
             id,
             end: StreamEnd::Reset,
         }
@@ -442,12 +450,12 @@ impl StreamTicket {
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
-        if !self.conn.stream_closed(self.id) {
+        if !self.shared.conn.stream_closed(self.id) {
             // The connection was forced closed and already counted this
             // stream as cut.
             return;
         }
-        let stats = self.shutdown.stats();
+        let stats = self.shared.shutdown.stats();
         match self.end {
             StreamEnd::Reset => stats.stream_reset(),
             StreamEnd::Completed => stats.stream_completed(),
