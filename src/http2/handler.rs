@@ -521,15 +521,20 @@ impl Responder {
         body: impl Into<Bytes>,
     ) -> Result<(), Error> {
         let body = body.into();
+        let (mut send, mut ticket) = self.take();
         if body.is_empty() {
-            let (mut send, mut ticket) = self.take();
             send.send_response(response, true)?;
-            ticket.end = StreamEnd::Completed;
-            return Ok(());
+        } else {
+            // The body is in memory already, so h2 may hold it until the
+            // client's window lets it out: no waiting for capacity here, and
+            // the last DATA frame carries END_STREAM (HEADERS + DATA, not a
+            // third, empty frame). A graceful stop still waits for it to be
+            // written, since the stream stays open until then.
+            let mut stream = send.send_response(response, false)?;
+            stream.send_data(body, true)?;
         }
-        let mut stream = self.stream(response)?;
-        stream.send(body).await?;
-        stream.finish().await
+        ticket.end = StreamEnd::Completed;
+        Ok(())
     }
 
     /// Refuses the stream with `REFUSED_STREAM`: the client may retry it
