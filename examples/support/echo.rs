@@ -54,28 +54,10 @@ impl<R: Runtime> Echo<R> {
     }
 
     async fn serve(&self, mut request: Request, responder: Responder) {
-        // The path shares the request's bytes (no copy), and the segments
-        // sit on the stack: routing allocates nothing.
-        let path = request.uri().path_and_query().cloned();
-        let path = path.as_ref().map_or("/", |p| p.path());
-        let mut segments = [""; 4];
-        let mut count = 0;
-        for segment in path.trim_start_matches('/').split('/') {
-            if count == segments.len() {
-                count += 1; // too many: matches no route
-                break;
-            }
-            segments[count] = segment;
-            count += 1;
-        }
-        let segments = segments.get(..count).unwrap_or(&[]);
-        let is_grpc = request
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/grpc"));
-        match (request.method().clone(), segments) {
-            (Method::POST, ["grpc.health.v1.Health", "Check"]) if is_grpc => {
+        // Routed on borrowed text, before the request is used mutably: the
+        // routing allocates nothing.
+        match Route::of(&request) {
+            Route::Health => {
                 // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }
                 let status = if self.is_ready() { 1 } else { 2 };
                 let Ok(mut stream) = responder.stream(grpc_head()) else {
@@ -89,7 +71,7 @@ impl<R: Runtime> Echo<R> {
                     let _ = stream.finish_with_trailers(grpc_status(0, None)).await;
                 }
             }
-            (Method::GET, ["ready"]) => {
+            Route::Ready => {
                 let (code, body) = if self.is_ready() {
                     (StatusCode::OK, "ready\n")
                 } else {
@@ -97,52 +79,34 @@ impl<R: Runtime> Echo<R> {
                 };
                 let _ = responder.send(status(code), body).await;
             }
-            (Method::POST, ["echo.Echo", "Say"]) if is_grpc => {
-                self.grpc_say(request, responder).await
-            }
-            (Method::GET | Method::POST, ["echo"]) => {
-                match request.body_mut().collect(MAX_BODY).await {
-                    Ok(body) => {
-                        let _ = responder.send(Response::new(()), body).await;
-                    }
-                    Err(_) => responder.reset(winddown::http2::h2::Reason::CANCEL),
+            Route::Say => self.grpc_say(request, responder).await,
+            Route::Echo => match request.body_mut().collect(MAX_BODY).await {
+                Ok(body) => {
+                    let _ = responder.send(Response::new(()), body).await;
                 }
-            }
-            (Method::GET, ["sleep", ms]) => match ms.parse::<u64>() {
-                Ok(ms) => {
-                    self.runtime.sleep(Duration::from_millis(ms)).await;
-                    let _ = responder
-                        .send(Response::new(()), format!("slept {ms} ms\n"))
-                        .await;
-                }
-                Err(_) => bad_request(responder, "usage: /sleep/<ms>\n").await,
+                Err(_) => responder.reset(winddown::http2::h2::Reason::CANCEL),
             },
+            Route::Sleep(ms) => {
+                self.runtime.sleep(Duration::from_millis(ms)).await;
+                let _ = responder
+                    .send(Response::new(()), format!("slept {ms} ms\n"))
+                    .await;
+            }
             // The slow routes are boxed, so that their state does not make every
             // request's future (the fast /echo included) larger.
-            (Method::GET, ["stream", n, ms]) => match (n.parse::<u64>(), ms.parse::<u64>()) {
-                (Ok(n), Ok(ms)) => Box::pin(self.stream(responder, n, ms)).await,
-                _ => bad_request(responder, "usage: /stream/<n>/<ms>\n").await,
-            },
-            (Method::GET, ["follow", ms]) => match ms.parse::<u64>() {
-                Ok(ms) => Box::pin(self.follow(request, responder, ms)).await,
-                Err(_) => bad_request(responder, "usage: /follow/<ms>\n").await,
-            },
-            (Method::GET, ["panic"]) => panic!("the /panic route panics on purpose"),
-            (Method::GET, ["bytes", n]) => match n.parse::<u64>() {
-                Ok(n) => Box::pin(self.bytes(responder, n)).await,
-                Err(_) => bad_request(responder, "usage: /bytes/<n>\n").await,
-            },
-            (Method::GET, ["block", ms]) => match ms.parse::<u64>() {
-                Ok(ms) => {
-                    // Deliberately wrong: blocks the executor thread.
-                    std::thread::sleep(Duration::from_millis(ms));
-                    let _ = responder
-                        .send(Response::new(()), format!("blocked {ms} ms\n"))
-                        .await;
-                }
-                Err(_) => bad_request(responder, "usage: /block/<ms>\n").await,
-            },
-            _ => {
+            Route::Stream(n, ms) => Box::pin(self.stream(responder, n, ms)).await,
+            Route::Follow(ms) => Box::pin(self.follow(request, responder, ms)).await,
+            Route::Panic => panic!("the /panic route panics on purpose"),
+            Route::Bytes(n) => Box::pin(self.bytes(responder, n)).await,
+            Route::Block(ms) => {
+                // Deliberately wrong: blocks the executor thread.
+                std::thread::sleep(Duration::from_millis(ms));
+                let _ = responder
+                    .send(Response::new(()), format!("blocked {ms} ms\n"))
+                    .await;
+            }
+            Route::Usage(usage) => bad_request(responder, usage).await,
+            Route::NotFound => {
                 let response = status(StatusCode::NOT_FOUND);
                 let _ = responder.send(response, "no such route\n").await;
             }
@@ -366,4 +330,59 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("bad duration unit in {text:?}: use ms, s or m")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {text:?}: {e}"))
+}
+
+/// Where a request goes, decided on borrowed text.
+enum Route {
+    Health,
+    Ready,
+    Say,
+    Echo,
+    Sleep(u64),
+    Stream(u64, u64),
+    Follow(u64),
+    Panic,
+    Bytes(u64),
+    Block(u64),
+    Usage(&'static str),
+    NotFound,
+}
+
+impl Route {
+    fn of(request: &Request) -> Route {
+        let is_grpc = request
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        let mut segments = [""; 4];
+        let mut count = 0;
+        for segment in request.path().trim_start_matches('/').split('/') {
+            if count == segments.len() {
+                return Route::NotFound;
+            }
+            segments[count] = segment;
+            count += 1;
+        }
+        let number = |text: &str, usage| text.parse::<u64>().map_err(|_| Route::Usage(usage));
+        let route = match (request.method(), &segments[..count]) {
+            (&Method::POST, ["grpc.health.v1.Health", "Check"]) if is_grpc => Ok(Route::Health),
+            (&Method::GET, ["ready"]) => Ok(Route::Ready),
+            (&Method::POST, ["echo.Echo", "Say"]) if is_grpc => Ok(Route::Say),
+            (&Method::GET | &Method::POST, ["echo"]) => Ok(Route::Echo),
+            (&Method::GET, ["sleep", ms]) => number(ms, "usage: /sleep/<ms>\n").map(Route::Sleep),
+            (&Method::GET, ["stream", n, ms]) => {
+                let usage = "usage: /stream/<n>/<ms>\n";
+                number(n, usage).and_then(|n| number(ms, usage).map(|ms| Route::Stream(n, ms)))
+            }
+            (&Method::GET, ["follow", ms]) => {
+                number(ms, "usage: /follow/<ms>\n").map(Route::Follow)
+            }
+            (&Method::GET, ["panic"]) => Ok(Route::Panic),
+            (&Method::GET, ["bytes", n]) => number(n, "usage: /bytes/<n>\n").map(Route::Bytes),
+            (&Method::GET, ["block", ms]) => number(ms, "usage: /block/<ms>\n").map(Route::Block),
+            _ => Ok(Route::NotFound),
+        };
+        route.unwrap_or_else(|usage| usage)
+    }
 }
