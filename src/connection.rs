@@ -130,9 +130,10 @@ impl ConnInfo {
     /// ```
     pub fn stream_opened(&self, id: u32, path: &str) {
         self.open_streams.fetch_add(1, Ordering::Relaxed);
-        self.lock_streams()
-            .open
-            .push((id, StreamPath::new(path), Instant::now()));
+        // Made before the lock is taken: the handlers closing streams on
+        // other threads wait for it only as long as a push takes.
+        let entry = (id, StreamPath::new(path), Instant::now());
+        self.lock_streams().open.push(entry);
     }
 
     /// The open streams, oldest first: id, path and age.
@@ -147,9 +148,10 @@ impl ConnInfo {
     /// assert_eq!((streams[0].id, streams[0].path.as_str()), (3, "/slow"));
     /// ```
     pub fn streams(&self) -> Vec<HeldStream> {
-        self.lock_streams()
-            .open
-            .iter()
+        let mut open: Vec<_> = self.lock_streams().open.clone();
+        // Kept unordered (closing is a swap-remove); sorted here, where it is rare.
+        open.sort_by_key(|(_, _, since)| *since);
+        open.iter()
             .map(|(id, path, since)| HeldStream {
                 id: *id,
                 path: path.to_string(),
@@ -188,7 +190,9 @@ impl ConnInfo {
     pub fn stream_closed(&self, id: u32) -> bool {
         {
             let mut streams = self.lock_streams();
-            streams.open.retain(|(open, _, _)| *open != id);
+            if let Some(at) = streams.open.iter().position(|(open, _, _)| *open == id) {
+                streams.open.swap_remove(at);
+            }
             if streams.open.is_empty() {
                 streams.idle_since = Instant::now();
                 // An idle connection keeps room for a few streams, not for
