@@ -37,7 +37,31 @@ on_every_runtime!(
     bad_input_http1_request_is_closed_others_are_served,
     bad_input_garbage_is_closed_others_are_served,
     bad_input_oversized_frame_gets_goaway_frame_size_error,
+    a_whole_response_is_headers_and_data_ending_the_stream,
 );
+
+/// `Responder::send` ends the stream with its last DATA frame: no third,
+/// empty frame just to carry END_STREAM.
+fn a_whole_response_is_headers_and_data_ending_the_stream(rt: Rt) {
+    let server = TestServer::start(rt, test_config());
+    let mut client = connect(&server);
+    client.send_request(1, "POST", "/echo", &[], false).unwrap();
+    client.send_data(1, b"ping", true).unwrap();
+    let frames = client
+        .read_until(true, |f| f.stream() == 1 && f.end_stream())
+        .unwrap();
+    let on_stream: Vec<&Frame> = frames.iter().filter(|f| f.stream() == 1).collect();
+    assert!(
+        matches!(
+            on_stream[..],
+            [Frame::Headers { end_stream: false, .. }, Frame::Data { end_stream: true, ref payload, .. }]
+                if payload == b"ping"
+        ),
+        "{}",
+        frames::describe(&frames)
+    );
+    server.graceful_stop(BOUND).report();
+}
 
 fn b1_listener_is_closed_before_any_goaway(rt: Rt) {
     let server = TestServer::start(rt, test_config());
