@@ -37,6 +37,7 @@ on_every_runtime!(
     the_next_address_is_used_when_one_refuses,
     no_address_accepting_is_a_connect_error,
     garbage_from_the_server_is_an_error_not_a_panic,
+    a_failed_connect_round_backs_off_instead_of_storming,
     nothing_fails_across_repeated_graceful_stops_with_a_second_server,
 );
 
@@ -72,13 +73,16 @@ fn config() -> ClientConfig {
 /// Runs `$body` with `$client`, a client for `$addrs` on runtime `$rt`.
 macro_rules! with_client {
     ($rt:expr, $addrs:expr, |$client:ident| $body:expr) => {
+        with_client!($rt, $addrs, config(), |$client| $body)
+    };
+    ($rt:expr, $addrs:expr, $config:expr, |$client:ident| $body:expr) => {
         match $rt {
             Rt::Smol => ::smol::block_on(async {
-                let $client = winddown_smol::client($addrs, config());
+                let $client = winddown_smol::client($addrs, $config);
                 $body.await
             }),
             Rt::Tokio => server::tokio_runtime().block_on(async {
-                let $client = winddown_tokio::client($addrs, config());
+                let $client = winddown_tokio::client($addrs, $config);
                 $body.await
             }),
         }
@@ -352,6 +356,36 @@ fn no_address_accepting_is_a_connect_error(rt: Rt) {
     assert_eq!(error.processing(), Processing::NotSent);
 }
 
+fn a_failed_connect_round_backs_off_instead_of_storming(rt: Rt) {
+    // A long first wait, so the requests below all fall inside it.
+    let patient = config().connect_backoff(Duration::from_secs(30));
+    let (errors, stats) = with_client!(rt, [closed_port()], patient, |client| async {
+        let mut errors = Vec::new();
+        for _ in 0..20 {
+            errors.push(
+                client
+                    .send(Request::post("/x", "y"))
+                    .await
+                    .expect_err("refused"),
+            );
+        }
+        (errors, client.stats())
+    });
+    // One connect attempt; the other 19 requests failed at once, not sent.
+    assert_eq!(stats.connect_failures, 1, "{stats:?}");
+    for error in &errors {
+        assert_eq!(
+            (error.kind(), error.processing()),
+            (ErrorKind::Connect, Processing::NotSent)
+        );
+    }
+    assert!(
+        errors[19].to_string().contains("next attempt in"),
+        "{}",
+        errors[19]
+    );
+}
+
 fn garbage_from_the_server_is_an_error_not_a_panic(rt: Rt) {
     let server = ScriptedServer::start(vec![after_request(|peer, _| {
         peer.send_raw(b"\xff\xff\xff\xff\xff\xff\xff\xff\xff this is not HTTP/2")?;
@@ -374,9 +408,10 @@ fn nothing_fails_across_repeated_graceful_stops_with_a_second_server(rt: Rt) {
     let mut b = TestServer::start(rt, test_config());
     let addrs = [a.addr, b.addr];
     let done = DrainToken::new();
+    let load_ended = DrainToken::new();
     let sent = Arc::new(AtomicU64::new(0));
     let orchestrator = {
-        let (done, sent) = (done.clone(), sent.clone());
+        let (done, sent, load_ended) = (done.clone(), sent.clone(), load_ended.clone());
         std::thread::spawn(move || {
             let progress = |n: u64| {
                 // Load reaches each server before it is stopped.
@@ -396,6 +431,9 @@ fn nothing_fails_across_repeated_graceful_stops_with_a_second_server(rt: Rt) {
             }
             progress(200);
             done.fire();
+            // Both servers stop only once the load has ended: stopping them
+            // together, with nowhere to go, is not what this test is about.
+            let _ = load_ended.wait_blocking_timeout(BOUND);
             for server in [a, b] {
                 reports.push(server.graceful_stop(BOUND).report());
             }
@@ -438,6 +476,7 @@ fn nothing_fails_across_repeated_graceful_stops_with_a_second_server(rt: Rt) {
             }
         });
         let joined = join_all(workers.collect()).await;
+        load_ended.fire();
         let (failures, answered) =
             joined
                 .into_iter()

@@ -10,6 +10,8 @@ use std::time::Duration;
 /// | [`request_timeout`](ClientConfig::request_timeout) | none | the whole request, retries included |
 /// | [`max_response_body`](ClientConfig::max_response_body) | 16 MiB | a response is read into memory |
 /// | [`max_reroutes`](ClientConfig::max_reroutes) | 4 | sends of a request that never left (each on a newer connection) |
+/// | [`connect_backoff`](ClientConfig::connect_backoff) | 100 ms | after every address failed, the first wait before connecting again (doubling, ±20 % jitter) |
+/// | [`max_connect_backoff`](ClientConfig::max_connect_backoff) | 5 s | the longest such wait |
 ///
 /// # Example
 ///
@@ -26,6 +28,8 @@ pub struct ClientConfig {
     pub(crate) request_timeout: Option<Duration>,
     pub(crate) max_response_body: usize,
     pub(crate) max_reroutes: u32,
+    pub(crate) connect_backoff: Duration,
+    pub(crate) max_connect_backoff: Duration,
 }
 
 impl Default for ClientConfig {
@@ -35,6 +39,8 @@ impl Default for ClientConfig {
             request_timeout: None,
             max_response_body: 16 << 20,
             max_reroutes: 4,
+            connect_backoff: Duration::from_millis(100),
+            max_connect_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -91,5 +97,34 @@ impl ClientConfig {
         /// # let _ = c;
         /// ```
         max_reroutes, get_max_reroutes: u32
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// After a round in which every address failed to connect, how long
+        /// before the next round; meanwhile requests fail at once with
+        /// [`ErrorKind::Connect`](super::ErrorKind::Connect) (not sent). The
+        /// wait doubles after each failed round, with ±20 % jitter, up to
+        /// [`max_connect_backoff`](Self::max_connect_backoff), and resets on
+        /// success.
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().connect_backoff(std::time::Duration::from_millis(50));
+        /// # let _ = c;
+        /// ```
+        connect_backoff, get_connect_backoff: Duration
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// The longest wait between connect rounds that all failed.
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().max_connect_backoff(std::time::Duration::from_secs(30));
+        /// # let _ = c;
+        /// ```
+        max_connect_backoff, get_max_connect_backoff: Duration
     );
 }

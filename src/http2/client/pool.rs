@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use event_listener::Event;
@@ -93,6 +94,11 @@ struct State {
     /// Where the next connect task starts: the address after the one that
     /// went away, so a rolling restart spreads the load.
     next_addr: usize,
+    /// After a connect round in which every address failed: no new round
+    /// before this instant (requests fail at once, as grpc's do in
+    /// TRANSIENT_FAILURE), and how long the last wait was.
+    retry_at: Option<Instant>,
+    backoff: Duration,
 }
 
 pub(crate) struct Pool<R, C> {
@@ -152,6 +158,12 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
                     }
                 }
                 if !state.connecting {
+                    if let Some(at) = state.retry_at.filter(|at| Instant::now() < *at) {
+                        // Every address failed a moment ago: no connect storm.
+                        let why = state.last_error.as_deref().unwrap_or("connect failed");
+                        let wait = at.saturating_duration_since(Instant::now());
+                        return Err(format!("{why} (next attempt in {wait:.0?})"));
+                    }
                     state.connecting = true;
                     // A task of its own: a request that gives up (its timeout)
                     // must not leave the others waiting on a connect nobody drives.
@@ -197,6 +209,7 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
             Some((id, index, peer, sender)) => {
                 state.next_addr = index;
                 state.last_error = None;
+                (state.retry_at, state.backoff) = (None, Duration::ZERO);
                 state.current = Some(Arc::new(Conn {
                     id,
                     peer,
@@ -205,7 +218,15 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
                 }));
                 Counters::bump(&self.counters.connections);
             }
-            None => state.last_error = Some(errors.join("; ")),
+            None => {
+                state.last_error = Some(errors.join("; "));
+                // Exponential, with jitter, so clients that lost the same
+                // servers do not come back in step.
+                let (initial, max) = (self.config.connect_backoff, self.config.max_connect_backoff);
+                state.backoff = (state.backoff * 2).clamp(initial, max.max(initial));
+                let jittered = state.backoff.mul_f64(0.8 + fastrand::f64() * 0.4);
+                state.retry_at = Some(Instant::now() + jittered);
+            }
         }
         drop(state);
         self.changed.notify(usize::MAX);
