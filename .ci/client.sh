@@ -20,11 +20,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NAME=client CHECKS=4
-pids=()
-cleanup_hook() {
-  local pid
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
 

@@ -40,11 +40,6 @@ cd "$(dirname "$0")/.."
 
 NAME=grpcgo CHECKS=9 # four checks on each of two runtimes, one control
 POST_TERM_S=1              # load kept on after SIGTERM to A
-pids=() # everything started here, killed by pid on exit
-cleanup_hook() { # the processes this script started
-  local pid
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
 drain_time() { sed -n 's/^shutdown: [^;]* in \([0-9.]* m\{0,1\}s\);.*/\1/p' <<<"$1"; }

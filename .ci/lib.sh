@@ -3,6 +3,7 @@
 # count as failed when setup fails), and after defining `cleanup_hook` if the
 # script starts processes. It provides:
 #   $tmp                 a scratch directory, removed on exit
+#   pids                 processes to kill (KILL) on exit: append to it
 #   passed, failed       the counters of the closing line
 #   die MSG              a setup failure: every check counts as failed
 #   why MSG FILE...      why a check failed, with the files' heads and tails; returns 1
@@ -17,8 +18,11 @@
 # shellcheck shell=bash
 passed=0 failed=0
 tmp=$(mktemp -d)
+pids=() # processes a script started and appended here: killed on exit
 on_exit() {
   if declare -F cleanup_hook >/dev/null; then cleanup_hook || true; fi
+  local pid
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   rm -rf "$tmp"
 }
 trap on_exit EXIT

@@ -19,11 +19,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 NAME=restart CHECKS=2
-pids=()
-cleanup_hook() {
-  local pid
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
 # shellcheck source=.ci/lib.sh
 source .ci/lib.sh
 grpcio_venv
