@@ -101,22 +101,27 @@ fn parse_args() -> Result<Options, String> {
 
 fn main() -> ExitCode {
     echo::main_with("echo_server", parse_args, |options| {
+        // Before any runtime starts a thread: taking an inherited socket
+        // changes the environment.
+        let opened = open_listener(options.listen)?;
         match options.runtime.as_str() {
-            "smol" => run_smol(options),
-            "tokio" => run_tokio(options),
+            "smol" => run_smol(options, opened),
+            "tokio" => run_tokio(options, opened),
             other => Err(format!("unknown runtime {other:?}: use smol or tokio")),
         }
     })
 }
 
-fn run_smol(options: Options) -> Result<(), String> {
+fn run_smol(
+    options: Options,
+    (listener, handoff): (std::net::TcpListener, Handoff),
+) -> Result<(), String> {
     use winddown_smol as rt;
     if std::env::var_os("SMOL_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
     smol::block_on(async {
-        let (listener, handoff) = open_listener(options.listen)?;
         let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let signals = (
@@ -128,14 +133,16 @@ fn run_smol(options: Options) -> Result<(), String> {
     })
 }
 
-fn run_tokio(options: Options) -> Result<(), String> {
+fn run_tokio(
+    options: Options,
+    (listener, handoff): (std::net::TcpListener, Handoff),
+) -> Result<(), String> {
     use winddown_tokio as rt;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     tokio.block_on(async {
-        let (listener, handoff) = open_listener(options.listen)?;
         let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let signals = (

@@ -38,6 +38,8 @@ on_every_runtime!(
     no_address_accepting_is_a_connect_error,
     garbage_from_the_server_is_an_error_not_a_panic,
     a_failed_connect_round_backs_off_instead_of_storming,
+    requests_waiting_for_a_connection_that_goes_away_at_once_get_another,
+    an_error_after_a_retry_reports_the_furthest_any_try_got,
     nothing_fails_across_repeated_graceful_stops_with_a_second_server,
 );
 
@@ -354,6 +356,57 @@ fn no_address_accepting_is_a_connect_error(rt: Rt) {
     .expect_err("nothing listens");
     assert_eq!(error.kind(), ErrorKind::Connect);
     assert_eq!(error.processing(), Processing::NotSent);
+}
+
+/// Many requests wait for one connect; the connection it makes goes away at
+/// once (a server in its drain). They must not fail as if the connect had:
+/// another round serves them.
+fn requests_waiting_for_a_connection_that_goes_away_at_once_get_another(rt: Rt) {
+    const REQUESTS: usize = 64;
+    let draining = script(|peer| {
+        peer.send_goaway(0, code::NO_ERROR)?;
+        drain(peer)
+    });
+    let serving = script(|peer| {
+        for _ in 0..REQUESTS {
+            let (stream, _) = read_request(peer)?;
+            respond(peer, stream, b"ok")?;
+        }
+        drain(peer)
+    });
+    let server = ScriptedServer::start(vec![draining, serving]);
+    let results = with_client!(rt, [server.addr], |client| async {
+        let requests = (0..REQUESTS).map(|_| client.send(Request::get("/x")));
+        join_all(requests.collect()).await
+    });
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+    server.join();
+}
+
+/// An idempotent request that reached the server, then lost its connection,
+/// is retried; the retry cannot connect. The error must say the request may
+/// have been processed (the first try's fate), not "not sent".
+fn an_error_after_a_retry_reports_the_furthest_any_try_got(rt: Rt) {
+    // One connection: the listener closes after it, so the retry is refused.
+    let server = ScriptedServer::start(vec![after_request(|_, _| Ok(()))]);
+    let error = with_client!(rt, [server.addr], |client| async {
+        client
+            .send(Request::post("/charge", "once").idempotent())
+            .await
+    })
+    .expect_err("the retry cannot connect");
+    assert_eq!(error.kind(), ErrorKind::Connect, "{error}");
+    assert_eq!(error.processing(), Processing::MaybeProcessed, "{error}");
+    server.join();
 }
 
 fn a_failed_connect_round_backs_off_instead_of_storming(rt: Rt) {

@@ -107,3 +107,47 @@ fn a_successor_that_exits_before_it_is_ready_is_reported() {
         .expect_err("exited");
     assert!(error.to_string().contains("exited"), "{error}");
 }
+
+#[test]
+fn a_hand_off_called_off_before_the_successor_is_ready_kills_it() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let handoff = Handoff::new(&listener).expect("a copy");
+    let pid_file = std::env::temp_dir().join(format!("winddown-callof-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pid_file);
+    // A successor that never says it is ready: it records its pid and waits.
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("echo $$ > {}; exec sleep 30", pid_file.display()));
+    let pending = handoff
+        .spawn_ready(command, Duration::from_secs(30))
+        .expect("started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok())
+        {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the successor never started"
+        );
+        std::thread::yield_now();
+    };
+    // This process stops for another reason: the pending hand-off is dropped.
+    drop(pending);
+    let gone = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z"))
+    };
+    while !gone() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the successor {pid} still runs"
+        );
+        std::thread::yield_now();
+    }
+    let _ = std::fs::remove_file(&pid_file);
+}

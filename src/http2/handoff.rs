@@ -58,6 +58,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// The environment variable naming the Unix datagram socket on which the
@@ -66,8 +68,10 @@ pub const READY_SOCKET_ENV: &str = "WINDDOWN_READY_SOCKET";
 
 /// The listening TCP socket this process inherited (systemd socket
 /// activation, `systemfd`, or a predecessor's [`Handoff`]), if any: the
-/// first of `LISTEN_FDS`. The variables are removed, so children of this
-/// process do not see them.
+/// first of `LISTEN_FDS`. `LISTEN_FDS`, `LISTEN_PID` and
+/// `LISTEN_FDS_FIRST_FD` are removed, so children of this process do not see
+/// them; since changing the environment races with other threads reading it,
+/// call this at startup, before the runtime or any thread starts.
 ///
 /// # Example
 ///
@@ -77,6 +81,8 @@ pub const READY_SOCKET_ENV: &str = "WINDDOWN_READY_SOCKET";
 /// ```
 pub fn inherited_listener() -> io::Result<Option<TcpListener>> {
     let mut fds = listenfd::ListenFd::from_env();
+    // listenfd removes the other two.
+    std::env::remove_var("LISTEN_FDS_FIRST_FD");
     if fds.len() == 0 {
         return Ok(None);
     }
@@ -98,8 +104,8 @@ pub fn notify_ready() -> io::Result<()> {
     let Some(path) = std::env::var_os(READY_SOCKET_ENV) else {
         return Ok(());
     };
-    // Not passed on to this process's own successors.
-    std::env::remove_var(READY_SOCKET_ENV);
+    // Left in the environment (removing it while threads run would race
+    // with them): a successor of ours gets its own from `Handoff::spawn`.
     let socket = UnixDatagram::unbound()?;
     socket.send_to(b"ready", path)?;
     Ok(())
@@ -169,7 +175,18 @@ impl Handoff {
     /// println!("handed over to {}", successor.id());
     /// # Ok(()) }
     /// ```
-    pub fn spawn(&self, mut command: Command, ready_timeout: Duration) -> io::Result<Child> {
+    pub fn spawn(&self, command: Command, ready_timeout: Duration) -> io::Result<Child> {
+        self.spawn_until(command, ready_timeout, &AtomicBool::new(false))
+    }
+
+    /// [`spawn`](Self::spawn), called off (the successor killed) once
+    /// `cancelled` is set while it is not ready yet.
+    fn spawn_until(
+        &self,
+        mut command: Command,
+        ready_timeout: Duration,
+        cancelled: &AtomicBool,
+    ) -> io::Result<Child> {
         let ready = ReadySocket::bind()?;
         // A descriptor of our own without close-on-exec, which the child
         // inherits at the same number; dropped (closed here) once it runs.
@@ -185,7 +202,7 @@ impl Handoff {
         drop(inheritable);
         let mut child = spawned
             .map_err(|e| io::Error::new(e.kind(), format!("cannot start the successor: {e}")))?;
-        if let Err(e) = ready.wait(&mut child, ready_timeout) {
+        if let Err(e) = ready.wait(&mut child, ready_timeout, cancelled) {
             let _ = child.kill();
             let _ = child.wait();
             return Err(e);
@@ -212,24 +229,61 @@ impl Handoff {
     ) -> io::Result<impl std::future::Future<Output = io::Result<Child>> + Send + 'static> {
         let handoff = Handoff::new(&self.listener)?;
         let done = crate::DrainToken::new();
-        let result = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let (fired, slot) = (done.clone(), result.clone());
+        let shared = Arc::new(Pending::default());
+        let (fired, thread_side) = (done.clone(), shared.clone());
         std::thread::Builder::new()
             .name("winddown-handoff".into())
             .spawn(move || {
-                let spawned = handoff.spawn(command, ready_timeout);
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(spawned);
+                let spawned = handoff.spawn_until(command, ready_timeout, &thread_side.cancelled);
+                *lock(&thread_side.result) = Some(spawned);
+                // Called off just as it became ready: nobody will take it.
+                if thread_side.cancelled.load(Ordering::Relaxed) {
+                    if let Some(Ok(mut orphan)) = lock(&thread_side.result).take() {
+                        let _ = orphan.kill();
+                        let _ = orphan.wait();
+                    }
+                }
                 fired.fire();
             })?;
+        // Dropped before the end (this process stops for another reason), it
+        // calls the hand-off off: no successor is left serving on its own.
+        let pending = CallOffOnDrop(shared);
         Ok(async move {
             done.wait_owned().await;
-            let taken = result.lock().unwrap_or_else(|p| p.into_inner()).take();
+            let taken = lock(&pending.0.result).take();
             taken.unwrap_or_else(|| {
                 Err(io::Error::other(
                     "the hand-off thread ended without a result",
                 ))
             })
         })
+    }
+}
+
+/// A hand-off running on its own thread: its result, and whether whoever
+/// waited for it has gone.
+#[derive(Default)]
+struct Pending {
+    result: Mutex<Option<io::Result<Child>>>,
+    cancelled: AtomicBool,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Calls a pending hand-off off when its future is dropped: the thread stops
+/// waiting (and kills the successor), and a successor already ready that
+/// nobody took is killed too.
+struct CallOffOnDrop(Arc<Pending>);
+
+impl Drop for CallOffOnDrop {
+    fn drop(&mut self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+        if let Some(Ok(mut orphan)) = lock(&self.0.result).take() {
+            let _ = orphan.kill();
+            let _ = orphan.wait();
+        }
     }
 }
 
@@ -252,7 +306,7 @@ impl ReadySocket {
     }
 
     /// Waits for "ready", checking every 50 ms that the child still runs.
-    fn wait(&self, child: &mut Child, timeout: Duration) -> io::Result<()> {
+    fn wait(&self, child: &mut Child, timeout: Duration, cancelled: &AtomicBool) -> io::Result<()> {
         let start = Instant::now();
         self.socket
             .set_read_timeout(Some(Duration::from_millis(50)))?;
@@ -261,12 +315,21 @@ impl ReadySocket {
             match self.socket.recv(&mut buf) {
                 Ok(n) if &buf[..n] == b"ready" => return Ok(()),
                 Ok(_) => {}
+                // A signal (a second SIGHUP, say) interrupts the wait only.
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
                     ) => {}
                 Err(e) => return Err(e),
+            }
+            if cancelled.load(Ordering::Relaxed) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "the hand-off was called off (this process is stopping)",
+                ));
             }
             if let Some(status) = child.try_wait()? {
                 return Err(io::Error::other(format!(

@@ -45,6 +45,8 @@ impl ScriptedServer {
                     script(&mut peer)
                 }));
             }
+            // Nothing more is accepted: connects from now on are refused.
+            drop(listener);
             for connection in connections {
                 connection
                     .join()

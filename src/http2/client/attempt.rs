@@ -15,23 +15,38 @@ use super::retry::{classify, Processing};
 
 /// How far the current attempt got; read by the caller after a timeout
 /// dropped the attempt.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Progress {
     /// h2 accepted the request (it has a stream id).
     pub(crate) sent: bool,
     /// The response headers arrived.
     pub(crate) answered: bool,
+    /// The furthest an earlier attempt of the same request got: an error
+    /// after a retry must not say "not sent" if the first try may have been
+    /// processed.
+    pub(crate) earlier: Processing,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Self {
+            sent: false,
+            answered: false,
+            earlier: Processing::NotSent,
+        }
+    }
 }
 
 impl Progress {
     pub(crate) fn processing(self) -> Processing {
-        if self.answered {
+        let this = if self.answered {
             Processing::Processed
         } else if self.sent {
             Processing::MaybeProcessed
         } else {
             Processing::NotSent
-        }
+        };
+        this.furthest(self.earlier)
     }
 }
 
@@ -43,7 +58,7 @@ pub(crate) async fn attempt(
     max_body: usize,
     progress: &mut Progress,
 ) -> Result<Response, Error> {
-    *progress = Progress::default();
+    (progress.sent, progress.answered) = (false, false);
     let head = request
         .head(&conn.authority)
         .map_err(|e| Error::new(ErrorKind::Invalid, Processing::NotSent, e.to_string()))?;
@@ -54,6 +69,10 @@ pub(crate) async fn attempt(
         .send_request(head, known_empty)
         .map_err(|e| h2_error(e, *progress))?;
     progress.sent = true;
+    conn.last_stream.fetch_max(
+        response.stream_id().as_u32(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 
     let response = if known_empty {
         response.await
@@ -172,7 +191,8 @@ async fn send_bytes(
         };
     }
     while !data.is_empty() {
-        stream.reserve_capacity(data.len());
+        // Bounded: h2 keeps a window size in a u32.
+        stream.reserve_capacity(data.len().min(1 << 20));
         let granted = match poll_fn(|cx| stream.poll_capacity(cx)).await {
             Some(Ok(n)) => n,
             _ => return Err(Closed),

@@ -130,9 +130,11 @@ impl<R: Runtime, C: Connect> Client<R, C> {
                 response
             })
             .map_err(|mut error| {
-                if error.kind == ErrorKind::Timeout {
-                    error.processing = progress.processing();
-                }
+                error.processing = if error.kind == ErrorKind::Timeout {
+                    progress.processing()
+                } else {
+                    error.processing.furthest(progress.earlier)
+                };
                 error.attempts = attempts;
                 error
             })
@@ -161,10 +163,16 @@ impl<R: Runtime, C: Connect> Client<R, C> {
                 .map_err(|e| Error::new(ErrorKind::Connect, Processing::NotSent, e))?;
             *attempts += 1;
             let max_body = self.pool.config.max_response_body;
-            let error = match attempt(&conn, request, max_body, progress).await {
+            let result = attempt(&conn, request, max_body, progress).await;
+            if conn.ids_running_out() {
+                // New requests go to a new connection; this one finishes.
+                self.pool.retire(conn.id);
+            }
+            let error = match result {
                 Ok(response) => return Ok(response),
                 Err(error) => error,
             };
+            progress.earlier = progress.earlier.furthest(error.processing);
             if error.kind != ErrorKind::Http2 {
                 return Err(error);
             }

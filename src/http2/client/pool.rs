@@ -10,7 +10,7 @@
 //! last stream on it ends and the last handle is dropped.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,19 @@ pub(crate) struct Conn {
     /// `host:port`, the `:authority` of requests given as a path.
     pub(crate) authority: String,
     pub(crate) sender: SendRequest<Bytes>,
+    /// The highest stream id used on it, to retire it before the ids run
+    /// out (h2 fails every request after the last one).
+    pub(crate) last_stream: AtomicU32,
+}
+
+impl Conn {
+    /// Stream ids left before this connection must be replaced: room for
+    /// the requests already in flight when the check is made.
+    const RETIRE_AT: u32 = (1 << 31) - (1 << 16);
+
+    pub(crate) fn ids_running_out(&self) -> bool {
+        self.last_stream.load(Ordering::Relaxed) >= Self::RETIRE_AT
+    }
 }
 
 /// Counters a [`Client`](super::Client) keeps, for tests, benchmarks and logs.
@@ -143,6 +156,9 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
             return Err("the client has no address".into());
         }
         let mut waiting_for = None;
+        // Rounds that made a connection which was gone again (retired: it
+        // received a GOAWAY or closed) before this request could use it.
+        let mut gone_again = 0;
         loop {
             let listener = {
                 let mut state = self.state();
@@ -151,10 +167,16 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
                 }
                 if let Some(attempt) = waiting_for {
                     if state.attempts_done > attempt && !state.connecting {
-                        return Err(state
-                            .last_error
-                            .clone()
-                            .unwrap_or_else(|| "connect failed".into()));
+                        if let Some(why) = &state.last_error {
+                            return Err(why.clone());
+                        }
+                        // The round succeeded; its connection went away at
+                        // once (a server in its drain). Another round, bounded.
+                        gone_again += 1;
+                        if gone_again > self.config.max_reroutes {
+                            return Err("every new connection went away at once".into());
+                        }
+                        waiting_for = None;
                     }
                 }
                 if !state.connecting {
@@ -215,6 +237,7 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
                     peer,
                     authority: peer.to_string(),
                     sender,
+                    last_stream: AtomicU32::new(0),
                 }));
                 Counters::bump(&self.counters.connections);
             }
@@ -222,10 +245,13 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
                 state.last_error = Some(errors.join("; "));
                 // Exponential, with jitter, so clients that lost the same
                 // servers do not come back in step.
-                let (initial, max) = (self.config.connect_backoff, self.config.max_connect_backoff);
-                state.backoff = (state.backoff * 2).clamp(initial, max.max(initial));
+                // Capped at an hour, so no setting can overflow the arithmetic.
+                let cap = Duration::from_secs(3600);
+                let initial = self.config.connect_backoff.min(cap);
+                let max = self.config.max_connect_backoff.clamp(initial, cap);
+                state.backoff = state.backoff.saturating_mul(2).clamp(initial, max);
                 let jittered = state.backoff.mul_f64(0.8 + fastrand::f64() * 0.4);
-                state.retry_at = Some(Instant::now() + jittered);
+                state.retry_at = Instant::now().checked_add(jittered);
             }
         }
         drop(state);

@@ -52,6 +52,24 @@ impl Processing {
     }
 }
 
+impl Processing {
+    /// The further of two: what an error reports when a request was tried
+    /// more than once (the caller must assume the worst any try reached).
+    pub(crate) fn furthest(self, other: Processing) -> Processing {
+        let rank = |p: Processing| match p {
+            Processing::NotSent => 0,
+            Processing::Unprocessed(_) => 1,
+            Processing::MaybeProcessed => 2,
+            Processing::Processed => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 impl fmt::Display for Processing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -313,6 +331,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_error_reports_the_furthest_any_attempt_got() {
+        let refused = Processing::Unprocessed(Unprocessed::Refused);
+        let maybe = Processing::MaybeProcessed;
+        assert_eq!(Processing::NotSent.furthest(maybe), maybe);
+        assert_eq!(maybe.furthest(Processing::NotSent), maybe);
+        assert_eq!(refused.furthest(Processing::NotSent), refused);
+        assert_eq!(maybe.furthest(Processing::Processed), Processing::Processed);
     }
 
     #[test]
