@@ -40,6 +40,7 @@ on_every_runtime!(
     a_failed_connect_round_backs_off_instead_of_storming,
     requests_waiting_for_a_connection_that_goes_away_at_once_get_another,
     an_error_after_a_retry_reports_the_furthest_any_try_got,
+    a_request_timing_out_unanswered_moves_new_requests_to_a_new_connection,
     nothing_fails_across_repeated_graceful_stops_with_a_second_server,
 );
 
@@ -389,6 +390,27 @@ fn requests_waiting_for_a_connection_that_goes_away_at_once_get_another(rt: Rt) 
         failed.len(),
         failed.first()
     );
+    server.join();
+}
+
+/// A peer that takes a request and then says nothing more (gone without a
+/// FIN or RST) does not keep new requests: after the timeout they go to a
+/// new connection.
+fn a_request_timing_out_unanswered_moves_new_requests_to_a_new_connection(rt: Rt) {
+    let server = ScriptedServer::start(vec![after_request(|peer, _| drain(peer)), echo_once()]);
+    let quick = config().request_timeout(Some(Duration::from_millis(300)));
+    let (first, second, stats) = with_client!(rt, [server.addr], quick, |client| async {
+        let first = client.send(Request::post("/x", "lost")).await;
+        let second = client.send(Request::post("/x", "found")).await;
+        (first, second, client.stats())
+    });
+    let first = first.expect_err("no answer");
+    assert_eq!(
+        (first.kind(), first.processing()),
+        (ErrorKind::Timeout, Processing::MaybeProcessed)
+    );
+    assert_eq!(second.expect("a new connection answers").body(), "found");
+    assert_eq!(stats.connections, 2, "{stats:?}");
     server.join();
 }
 

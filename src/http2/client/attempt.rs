@@ -25,6 +25,8 @@ pub(crate) struct Progress {
     /// after a retry must not say "not sent" if the first try may have been
     /// processed.
     pub(crate) earlier: Processing,
+    /// The connection of the current attempt (its pool id; 0: none yet).
+    pub(crate) conn: u64,
 }
 
 impl Default for Progress {
@@ -33,6 +35,7 @@ impl Default for Progress {
             sent: false,
             answered: false,
             earlier: Processing::NotSent,
+            conn: 0,
         }
     }
 }
@@ -58,7 +61,7 @@ pub(crate) async fn attempt(
     max_body: usize,
     progress: &mut Progress,
 ) -> Result<Response, Error> {
-    (progress.sent, progress.answered) = (false, false);
+    (progress.sent, progress.answered, progress.conn) = (false, false, conn.id);
     let head = request
         .head(&conn.authority)
         .map_err(|e| Error::new(ErrorKind::Invalid, Processing::NotSent, e.to_string()))?;

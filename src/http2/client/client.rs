@@ -30,6 +30,11 @@ use crate::http2::Runtime;
 /// See [`Processing`] and [`NotRetried`](super::NotRetried) for what an
 /// [`Error`] says.
 ///
+/// A request that times out after it was sent, unanswered, also retires its
+/// connection: a peer gone without a FIN or RST would otherwise keep taking
+/// new requests (there is no keepalive PING yet; set a
+/// [`request_timeout`](super::ClientConfig::request_timeout) to bound this).
+///
 /// Cloning is cheap and shares the connection.
 ///
 /// # Example
@@ -131,6 +136,13 @@ impl<R: Runtime, C: Connect> Client<R, C> {
             })
             .map_err(|mut error| {
                 error.processing = if error.kind == ErrorKind::Timeout {
+                    if progress.sent && !progress.answered {
+                        // Sent and no answer in all that time: the peer may
+                        // be gone without a word (no RST, no FIN). New
+                        // requests go to a new connection; this one may
+                        // still finish what it has.
+                        self.pool.retire(progress.conn);
+                    }
                     progress.processing()
                 } else {
                     error.processing.furthest(progress.earlier)
