@@ -41,6 +41,7 @@ on_every_runtime!(
     requests_waiting_for_a_connection_that_goes_away_at_once_get_another,
     an_error_after_a_retry_reports_the_furthest_any_try_got,
     a_request_timing_out_unanswered_moves_new_requests_to_a_new_connection,
+    keepalive_closes_a_connection_whose_peer_stopped_answering,
     nothing_fails_across_repeated_graceful_stops_with_a_second_server,
 );
 
@@ -410,6 +411,29 @@ fn a_request_timing_out_unanswered_moves_new_requests_to_a_new_connection(rt: Rt
         (ErrorKind::Timeout, Processing::MaybeProcessed)
     );
     assert_eq!(second.expect("a new connection answers").body(), "found");
+    assert_eq!(stats.connections, 2, "{stats:?}");
+    server.join();
+}
+
+/// With keepalive on, a peer that stops answering (here: never ACKs a PING,
+/// never answers the request) loses the connection; the request in flight
+/// fails as "may have been processed", the next one gets a new connection.
+fn keepalive_closes_a_connection_whose_peer_stopped_answering(rt: Rt) {
+    let silent = script(|peer| peer.collect_until_close(false).map(|_| ()));
+    let server = ScriptedServer::start(vec![silent, echo_once()]);
+    let watchful = config()
+        .keepalive(Some(Duration::from_millis(100)))
+        .keepalive_timeout(Duration::from_millis(200));
+    let (first, second, stats) = with_client!(rt, [server.addr], watchful, |client| async {
+        let first = client.send(Request::post("/x", "unanswered")).await;
+        let second = client.send(Request::post("/x", "answered")).await;
+        (first, second, client.stats())
+    });
+    let first = first.expect_err("the connection was closed under it");
+    // Closed by the keepalive, long before the request timeout.
+    assert_eq!(first.kind(), ErrorKind::Http2, "{first}");
+    assert_eq!(first.processing(), Processing::MaybeProcessed, "{first}");
+    assert_eq!(second.expect("a new connection answers").body(), "answered");
     assert_eq!(stats.connections, 2, "{stats:?}");
     server.join();
 }

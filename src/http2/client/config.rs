@@ -12,6 +12,8 @@ use std::time::Duration;
 /// | [`max_reroutes`](ClientConfig::max_reroutes) | 4 | sends of a request that never left (each on a newer connection) |
 /// | [`connect_backoff`](ClientConfig::connect_backoff) | 100 ms | after every address failed, the first wait before connecting again (doubling, ±20 % jitter) |
 /// | [`max_connect_backoff`](ClientConfig::max_connect_backoff) | 5 s | the longest such wait |
+/// | [`keepalive`](ClientConfig::keepalive) | off | PING a connection this often, to find a peer gone without a word |
+/// | [`keepalive_timeout`](ClientConfig::keepalive_timeout) | 20 s | then close it if the PING is not answered (grpc's default) |
 ///
 /// # Example
 ///
@@ -30,6 +32,8 @@ pub struct ClientConfig {
     pub(crate) max_reroutes: u32,
     pub(crate) connect_backoff: Duration,
     pub(crate) max_connect_backoff: Duration,
+    pub(crate) keepalive: Option<Duration>,
+    pub(crate) keepalive_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -41,6 +45,8 @@ impl Default for ClientConfig {
             max_reroutes: 4,
             connect_backoff: Duration::from_millis(100),
             max_connect_backoff: Duration::from_secs(5),
+            keepalive: None,
+            keepalive_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -126,5 +132,36 @@ impl ClientConfig {
         /// # let _ = c;
         /// ```
         max_connect_backoff, get_max_connect_backoff: Duration
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// PING each connection this often (`None`: never). A connection
+        /// whose PING goes unanswered for
+        /// [`keepalive_timeout`](Self::keepalive_timeout) is closed, and new
+        /// requests go to a new one. Off by default, as in grpc: servers may
+        /// limit how often they accept PINGs (grpc-go answers pings more
+        /// often than every 5 minutes on an idle connection with GOAWAY
+        /// `too_many_pings`).
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().keepalive(Some(std::time::Duration::from_secs(30)));
+        /// # let _ = c;
+        /// ```
+        keepalive, get_keepalive: Option<Duration>
+    );
+    setting!(
+        "winddown::http2::client::ClientConfig",
+        /// How long a keepalive PING may go unanswered before its connection
+        /// is closed.
+        ///
+        /// # Example
+        ///
+        /// ```
+        /// let c = winddown::http2::client::ClientConfig::default().keepalive_timeout(std::time::Duration::from_secs(5));
+        /// # let _ = c;
+        /// ```
+        keepalive_timeout, get_keepalive_timeout: Duration
     );
 }

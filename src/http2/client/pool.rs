@@ -283,9 +283,19 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
             self.runtime.sleep(timeout).await;
             Err(format!("no connection within {timeout:?}"))
         };
-        let (sender, connection) = future::or(attempt, timed_out).await?;
+        let (sender, mut connection) = future::or(attempt, timed_out).await?;
+        let keepalive = match (self.config.keepalive, connection.ping_pong()) {
+            (Some(every), Some(pings)) => Some(KeepAlive {
+                runtime: self.runtime.clone(),
+                pings,
+                every,
+                timeout: self.config.keepalive_timeout,
+            }),
+            _ => None,
+        };
         let pool = Arc::downgrade(self);
-        self.runtime.spawn(drive(connection, pool, id, addr));
+        self.runtime
+            .spawn(drive(connection, keepalive, pool, id, addr));
         Ok(sender)
     }
 
@@ -304,10 +314,35 @@ impl<R: Runtime, C: Connect> Pool<R, C> {
     }
 }
 
+/// PINGs a connection at an interval; resolves when one goes unanswered.
+struct KeepAlive<R> {
+    runtime: R,
+    pings: h2::PingPong,
+    every: Duration,
+    timeout: Duration,
+}
+
+impl<R: Runtime> KeepAlive<R> {
+    async fn until_silent(mut self) {
+        loop {
+            self.runtime.sleep(self.every).await;
+            let answered = async { self.pings.ping(h2::Ping::opaque()).await.is_ok() };
+            let silence = async {
+                self.runtime.sleep(self.timeout).await;
+                false
+            };
+            if !future::or(answered, silence).await {
+                return;
+            }
+        }
+    }
+}
+
 /// Drives one connection until h2 is done with it. The pool is held weakly:
 /// the client's handle keeps the current connection, not the other way round.
 async fn drive<T, R, C>(
     connection: h2::client::Connection<T, Bytes>,
+    keepalive: Option<KeepAlive<R>>,
     pool: Weak<Pool<R, C>>,
     id: u64,
     peer: SocketAddr,
@@ -316,9 +351,21 @@ async fn drive<T, R, C>(
     R: Runtime,
     C: Connect,
 {
-    if let Err(e) = connection.await {
-        log::debug!("client: connection to {peer} ended: {e}");
-    }
+    let served = async {
+        if let Err(e) = connection.await {
+            log::debug!("client: connection to {peer} ended: {e}");
+        }
+    };
+    let watched = async {
+        match keepalive {
+            Some(keepalive) => keepalive.until_silent().await,
+            None => future::pending().await,
+        }
+        // Dropping the connection closes the socket: its streams fail as
+        // "may have been processed", which is all that can be known.
+        log::warn!("client: {peer} did not answer a keepalive PING; closing the connection");
+    };
+    future::or(served, watched).await;
     // Closed (the server went away, or the socket failed): new requests
     // should not find it current and fail once before moving on.
     if let Some(pool) = pool.upgrade() {
