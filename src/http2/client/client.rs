@@ -32,8 +32,8 @@ use crate::http2::Runtime;
 ///
 /// A request that times out after it was sent, unanswered, also retires its
 /// connection: a peer gone without a FIN or RST would otherwise keep taking
-/// new requests (there is no keepalive PING yet; set a
-/// [`request_timeout`](super::ClientConfig::request_timeout) to bound this).
+/// new requests; [`keepalive`](super::ClientConfig::keepalive) finds such a
+/// peer even with no request in flight.
 ///
 /// Cloning is cheap and shares the connection.
 ///
