@@ -20,7 +20,11 @@
 #     zero failed calls overall; calls answered by A == A's `completed`, by B
 #     == B's `completed` (every RPC a handler completed reached the client).
 #   no_backup: the same with nothing listening at B: the calls in flight on A
-#     complete OK, calls after the drain fail with UNAVAILABLE and nothing else,
+#     complete OK (except one grpc-go had started but not yet sent on A's
+#     connection when the drain began: A never saw it, grpc-go's transparent
+#     retry has nowhere to go, so it fails UNAVAILABLE; allowed only if A's
+#     completed equals the OK replies from A and A reset nothing), calls after
+#     the drain fail with UNAVAILABLE and nothing else,
 #     and calls answered by A == A's `completed`.
 #   grpccli_inflight: the stock `grpccli -msg sleep:1500ms`, SIGTERM 0.3 s
 #     after its connection is up: it gets `echo:sleep:1500ms` with code OK; the
@@ -181,8 +185,23 @@ check_load() {
 
   # Something was in flight on A at SIGTERM, and all of it completed OK.
   ((on_n >= 1 && on_sleep >= 1)) || { why "no sleep call was in flight on A's connection at SIGTERM" "${files[@]}"; return 1; }
-  ((in_ok == in_n)) || { why "$((in_n - in_ok)) of $in_n calls in flight at SIGTERM did not complete OK" "${files[@]}"; return 1; }
-  ((on_ok == on_n)) || { why "$((on_n - on_ok)) of $on_n calls in flight on A at SIGTERM did not complete OK" "${files[@]}"; return 1; }
+  if [[ $mode == nobackup && $kind == echo ]] && ((in_ok < in_n)); then
+    # A call grpc-go had started but not yet put on A's connection (its
+    # HEADERS went out after the PING's ACK, so above the final GOAWAY's
+    # last-stream-id) is unprocessed: grpc-go retries it transparently, and
+    # with nothing at B it fails UNAVAILABLE. That is only allowed if A lost
+    # nothing: every call A completed reached the client (checked below), and
+    # A reset none.
+    local not_unavailable
+    not_unavailable=$(sed -n 's/^info in-flight calls that failed: //p' "$c.out" | sed 's/, /\n/g' |
+      grep -cv ':UNAVAILABLE$' || true)
+    [[ $(rep "$ra" reset) == 0 ]] && ((not_unavailable == 0)) ||
+      { why "a call in flight at SIGTERM failed other than as never processed" "${files[@]}"; return 1; }
+    echo "  info: $((in_n - in_ok)) call(s) started before SIGTERM never reached A (unprocessed, UNAVAILABLE with no backup)"
+  else
+    ((in_ok == in_n)) || { why "$((in_n - in_ok)) of $in_n calls in flight at SIGTERM did not complete OK" "${files[@]}"; return 1; }
+    ((on_ok == on_n)) || { why "$((on_n - on_ok)) of $on_n calls in flight on A at SIGTERM did not complete OK" "${files[@]}"; return 1; }
+  fi
   # No error but UNAVAILABLE, and none before SIGTERM.
   ! grep -qE '^error phase=before-sigterm' "$c.out" || { why "calls failed before SIGTERM" "${files[@]}"; return 1; }
   ((other == 0 && bad == 0)) && ! grep -E '^(error|retry) ' "$c.out" | grep -qv 'code=UNAVAILABLE' ||

@@ -124,6 +124,7 @@ check_graceful_drain() {
 check_grpcio_drain() {
   start_server s3 || return 1
   local log=$tmp/grpc.log srv=$tmp/s3.out files=("$tmp/grpc.log" "$tmp/s3.out" "$tmp/s3.err")
+  rm -f "$tmp/grpc.ctl" # one per runtime: the previous runtime's is still there
   mkfifo "$tmp/grpc.ctl"
   exec {ctl_fd}<>"$tmp/grpc.ctl" # read-write: opening never blocks, and the client reads EOF if we die
   timeout 60 "$PY" .ci/grpc_echo_client.py "127.0.0.1:$port" <"$tmp/grpc.ctl" >"$log" 2>&1 {ctl_fd}>&- &
