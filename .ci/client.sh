@@ -49,20 +49,6 @@ start() {
   fi
 }
 
-# progress FILE: waits (10 s at most) for the client's next `ok N` line.
-progress() {
-  local seen
-  seen=$(grep -c '^ok ' "$1" || true)
-  wait_line_count "$1" '^ok ' $((seen + 1)) 100
-}
-wait_line_count() { # file, ERE, count, tenths of a second
-  local i
-  for ((i = 0; i < $4 * 5; i++)); do
-    (($(grep -cE "$2" "$1" || true) >= $3)) && return 0
-    sleep 0.02
-  done
-  return 1
-}
 
 declare -A row
 check() { # KIND NAME GRPC_FLAG
@@ -123,13 +109,8 @@ check() { # KIND NAME GRPC_FLAG
 }
 
 run() { # NAME KIND CLIENT_RT SERVER_RT [--grpc]
-  local name=$1
   CLIENT_RT=$3 SERVER_RT=$4
-  if check "$2" "$name" "${5:-}"; then
-    echo "PASS $name"; passed=$((passed + 1))
-  else
-    echo "FAIL $name"; failed=$((failed + 1))
-  fi
+  tally "$1" check "$2" "$1" "${5:-}"
 }
 
 run echo_smol echo smol tokio

@@ -108,11 +108,7 @@ check_fd_exhaustion() {
 
 # One behaviour, two runtimes.
 for RUNTIME in smol tokio; do
-  if check_fd_exhaustion; then
-    echo "PASS check_fd_exhaustion ($RUNTIME)"; passed=$((passed + 1))
-  else
-    echo "FAIL check_fd_exhaustion ($RUNTIME)"; failed=$((failed + 1))
-  fi
+  tally "check_fd_exhaustion ($RUNTIME)" check_fd_exhaustion
 done
 echo "fd_exhaustion: $passed passed, $failed failed"
 ((failed == 0))

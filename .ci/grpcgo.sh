@@ -294,13 +294,7 @@ check_grpccli_inflight() {
   return 1
 }
 
-run() { # CHECK ROWNAME
-  if "$1"; then
-    echo "PASS ${1#check_} ($RUNTIME)"; passed=$((passed + 1))
-  else
-    echo "FAIL ${1#check_} ($RUNTIME)"; failed=$((failed + 1))
-  fi
-}
+run() { tally "${1#check_} ($RUNTIME)" "$1"; } # CHECK
 
 for RUNTIME in smol tokio; do
   row=()

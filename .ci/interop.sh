@@ -177,11 +177,7 @@ check_grpcio_drain() {
 # Every check runs against both runtime adapters: one behaviour, two runtimes.
 for RUNTIME in smol tokio; do
   for check in check_curl_echo check_graceful_drain check_grpcio_drain; do
-    if "$check"; then
-      echo "PASS $check ($RUNTIME)"; passed=$((passed + 1))
-    else
-      echo "FAIL $check ($RUNTIME)"; failed=$((failed + 1))
-    fi
+    tally "$check ($RUNTIME)" "$check"
   done
 done
 echo "interop: $passed passed, $failed failed"

@@ -8,6 +8,10 @@
 #   die MSG              a setup failure: every check counts as failed
 #   why MSG FILE...      why a check failed, with the files' heads and tails; returns 1
 #   wait_pid PID SECS    a pid's exit status, or 124 if it has not exited in time
+#   wait_gone PID SECS   the same for a process that is not our child (no status): 0 or 124
+#   tally LABEL CMD...   runs one check: prints PASS/FAIL LABEL and counts it
+#   wait_count FILE ERE N TENTHS  waits until FILE has N lines matching ERE
+#   progress FILE        waits (10 s at most) for a load client's next `ok N` line
 #   require "CMDS" "PKGS"  installs Debian packages when commands are missing (never skips)
 #   wait_line FILE ERE TENTHS [PID]  waits for a line (while PID lives)
 #   get FILE WORD KEY    KEY=value from the first line starting with WORD
@@ -50,13 +54,40 @@ why() {
   return 1
 }
 
-wait_pid() {
+wait_gone() {
   local pid=$1 deadline=$((SECONDS + $2))
   while kill -0 "$pid" 2>/dev/null; do
     ((SECONDS < deadline)) || return 124
     sleep 0.02
   done
-  wait "$pid"
+}
+
+wait_pid() {
+  wait_gone "$1" "$2" || return
+  wait "$1"
+}
+
+tally() {
+  local label=$1
+  shift
+  if "$@"; then
+    echo "PASS $label"; passed=$((passed + 1))
+  else
+    echo "FAIL $label"; failed=$((failed + 1))
+  fi
+}
+
+progress() {
+  wait_count "$1" '^ok ' $(($(grep -c '^ok ' "$1" || true) + 1)) 100
+}
+
+wait_count() {
+  local i
+  for ((i = 0; i < $4 * 5; i++)); do
+    (($(grep -cE "$2" "$1" || true) >= $3)) && return 0
+    sleep 0.02
+  done
+  return 1
 }
 
 require() {

@@ -198,11 +198,7 @@ check_load() {
 
 # One behaviour, two runtimes.
 for RUNTIME in smol tokio; do
-  if check_load; then
-    echo "PASS check_load ($RUNTIME)"; passed=$((passed + 1))
-  else
-    echo "FAIL check_load ($RUNTIME)"; failed=$((failed + 1))
-  fi
+  tally "check_load ($RUNTIME)" check_load
 done
 echo "load: $passed passed, $failed failed"
 ((failed == 0))

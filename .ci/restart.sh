@@ -25,17 +25,6 @@ grpcio_venv
 cargo build --release --example echo_server -q || die "cargo build --release --example echo_server failed"
 SERVER=${CARGO_TARGET_DIR:-target}/release/examples/echo_server
 
-wait_count() { # file, ERE, count, tenths of a second
-  local i
-  for ((i = 0; i < $4 * 5; i++)); do
-    (($(grep -cE "$2" "$1" || true) >= $3)) && return 0
-    sleep 0.02
-  done
-  return 1
-}
-progress() { # the client's next `ok N` line (10 s at most)
-  wait_count "$1" '^ok ' $(($(grep -c '^ok ' "$1" || true) + 1)) 100
-}
 
 # restart NAME MODE: MODE handoff or stop-start. Sets ok, failed, codes, and
 # old_report/new_report.
@@ -70,9 +59,7 @@ restart() {
     # Not our child (the old server started it): no exit status to wait
     # for; it must be gone within 15 s, and its report says how it ended.
     kill -TERM "$new"
-    local i
-    for ((i = 0; i < 750; i++)); do kill -0 "$new" 2>/dev/null || break; sleep 0.02; done
-    ! kill -0 "$new" 2>/dev/null || { why "the successor still runs 15 s after SIGTERM" "${files[@]}"; return 1; }
+    wait_gone "$new" 15 || { why "the successor still runs 15 s after SIGTERM" "${files[@]}"; return 1; }
   else
     stop_pid "$new"
     ((rc == 0)) || { why "the new server exited $rc on SIGTERM" "${files[@]}"; return 1; }
@@ -100,11 +87,7 @@ check_handoff() {
 }
 
 for RUNTIME in smol tokio; do
-  if check_handoff; then
-    echo "PASS handoff ($RUNTIME)"; passed=$((passed + 1))
-  else
-    echo "FAIL handoff ($RUNTIME)"; failed=$((failed + 1))
-  fi
+  tally "handoff ($RUNTIME)" check_handoff
 done
 keep_passed=$passed keep_failed=$failed
 RUNTIME=tokio
