@@ -112,46 +112,35 @@ fn main() -> ExitCode {
     })
 }
 
-fn run_smol(
-    options: Options,
-    (listener, handoff): (std::net::TcpListener, Handoff),
-) -> Result<(), String> {
+fn run_smol(options: Options, opened: (std::net::TcpListener, Handoff)) -> Result<(), String> {
     use winddown_smol as rt;
     if std::env::var_os("SMOL_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
-    smol::block_on(async {
-        let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let signals = (
-            rt::stop_on_signals_with_lame_duck,
-            rt::print_held_on_sigusr1,
-            rt::hand_off_on_sighup,
-        );
-        serve(rt::runtime(), listener, addr, handoff, signals, options).await
-    })
+    let adapter = (
+        rt::TcpListener::from_std,
+        rt::stop_on_signals_with_lame_duck,
+        rt::print_held_on_sigusr1,
+        rt::hand_off_on_sighup,
+    );
+    smol::block_on(serve(rt::runtime(), opened, adapter, options))
 }
 
-fn run_tokio(
-    options: Options,
-    (listener, handoff): (std::net::TcpListener, Handoff),
-) -> Result<(), String> {
+fn run_tokio(options: Options, opened: (std::net::TcpListener, Handoff)) -> Result<(), String> {
     use winddown_tokio as rt;
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
-    tokio.block_on(async {
-        let listener = rt::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let signals = (
-            rt::stop_on_signals_with_lame_duck,
-            rt::print_held_on_sigusr1,
-            rt::hand_off_on_sighup,
-        );
-        serve(rt::runtime(), listener, addr, handoff, signals, options).await
-    })
+    let adapter = (
+        rt::TcpListener::from_std,
+        rt::stop_on_signals_with_lame_duck,
+        rt::print_held_on_sigusr1,
+        rt::hand_off_on_sighup,
+    );
+    // In the runtime: `rt::runtime()` is the current tokio runtime.
+    tokio.block_on(async { serve(rt::runtime(), opened, adapter, options).await })
 }
 
 /// The listener a predecessor handed over (or systemd passed), else a new
@@ -179,17 +168,17 @@ fn successor() -> Command {
     command
 }
 
-/// Everything after binding, the same on every runtime.
-async fn serve<R, L, S, F, U, G, H, C>(
+/// Everything after binding, the same on every runtime; `adapter` is what
+/// the runtime's adapter supplies: its listener and its signal handling.
+async fn serve<R, T, L, S, F, U, G, H, C>(
     runtime: R,
-    listener: L,
-    addr: SocketAddr,
-    handoff: Handoff,
-    (stop_on_signals, print_held_on_sigusr1, hand_off_on_sighup): (S, U, H),
+    (listener, handoff): (std::net::TcpListener, Handoff),
+    (from_std, stop_on_signals, print_held_on_sigusr1, hand_off_on_sighup): (T, S, U, H),
     options: Options,
 ) -> Result<(), String>
 where
     R: Runtime,
+    T: FnOnce(std::net::TcpListener) -> std::io::Result<L>,
     L: Listener,
     S: FnOnce(&Shutdown, Duration, Duration) -> std::io::Result<F>,
     F: Future<Output = Report>,
@@ -198,6 +187,9 @@ where
     H: FnOnce(Handoff, &Shutdown, Duration, fn() -> Command) -> std::io::Result<C>,
     C: Future<Output = Option<std::process::Child>>,
 {
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    // In the runtime: tokio's listener needs its reactor.
+    let listener = from_std(listener).map_err(|e| e.to_string())?;
     let shutdown = Shutdown::new();
     let echo = echo::Echo::new(runtime.clone()).with_readiness(shutdown.not_ready_token());
     let server = Server::new(&shutdown, runtime.clone(), options.config, echo);

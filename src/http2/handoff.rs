@@ -384,41 +384,46 @@ impl Drop for ReadySocket {
 /// }
 /// # }
 /// ```
-pub async fn hand_off_on_signals<S: futures_lite::Stream + Unpin>(
+pub fn hand_off_on_signals<S>(
     handoff: Handoff,
     shutdown: &crate::Shutdown,
     mut signals: S,
-    mut successor: impl FnMut() -> Command,
+    mut successor: impl FnMut() -> Command + Send + 'static,
     ready_timeout: Duration,
-) -> Option<Child> {
+) -> impl std::future::Future<Output = Option<Child>> + Send + 'static
+where
+    S: futures_lite::Stream + Unpin + Send + 'static,
+{
     use futures_lite::StreamExt;
     let closing = shutdown.close_token();
-    let hand_off = async {
-        while signals.next().await.is_some() {
-            log::info!(
-                "hand-off: starting a successor on {:?}",
-                handoff.local_addr().ok()
-            );
-            let started = match handoff.spawn_ready(successor(), ready_timeout) {
-                Ok(started) => started.await,
-                Err(e) => Err(e),
-            };
-            match started {
-                Ok(child) => {
-                    log::info!(
+    async move {
+        let hand_off = async {
+            while signals.next().await.is_some() {
+                log::info!(
+                    "hand-off: starting a successor on {:?}",
+                    handoff.local_addr().ok()
+                );
+                let started = match handoff.spawn_ready(successor(), ready_timeout) {
+                    Ok(started) => started.await,
+                    Err(e) => Err(e),
+                };
+                match started {
+                    Ok(child) => {
+                        log::info!(
                         "hand-off: successor {} is ready; this process stops accepting and drains",
                         child.id()
                     );
-                    return Some(child);
+                        return Some(child);
+                    }
+                    Err(e) => log::error!("hand-off failed, still serving: {e}"),
                 }
-                Err(e) => log::error!("hand-off failed, still serving: {e}"),
             }
-        }
-        futures_lite::future::pending().await
-    };
-    let stopping = async {
-        closing.wait().await;
-        None
-    };
-    futures_lite::future::or(hand_off, stopping).await
+            futures_lite::future::pending().await
+        };
+        let stopping = async {
+            closing.wait().await;
+            None
+        };
+        futures_lite::future::or(hand_off, stopping).await
+    }
 }

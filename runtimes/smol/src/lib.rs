@@ -382,15 +382,11 @@ pub fn hand_off_on_sighup(
     successor: impl FnMut() -> std::process::Command + Send + 'static,
 ) -> io::Result<impl Future<Output = Option<std::process::Child>> + Send + 'static> {
     let signals = Signals::new([Signal::Hup])?;
-    let shutdown = shutdown.clone();
-    Ok(async move {
-        winddown::http2::handoff::hand_off_on_signals(
-            handoff,
-            &shutdown,
-            signals,
-            successor,
-            ready_timeout,
-        )
-        .await
-    })
+    Ok(winddown::http2::handoff::hand_off_on_signals(
+        handoff,
+        shutdown,
+        signals,
+        successor,
+        ready_timeout,
+    ))
 }

@@ -428,15 +428,11 @@ pub fn hand_off_on_sighup(
 ) -> io::Result<impl Future<Output = Option<std::process::Child>> + Send + 'static> {
     let mut hup = signal(SignalKind::hangup())?;
     let signals = futures_lite::stream::poll_fn(move |cx| hup.poll_recv(cx));
-    let shutdown = shutdown.clone();
-    Ok(async move {
-        winddown::http2::handoff::hand_off_on_signals(
-            handoff,
-            &shutdown,
-            signals,
-            successor,
-            ready_timeout,
-        )
-        .await
-    })
+    Ok(winddown::http2::handoff::hand_off_on_signals(
+        handoff,
+        shutdown,
+        signals,
+        successor,
+        ready_timeout,
+    ))
 }
