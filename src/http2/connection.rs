@@ -114,7 +114,6 @@ where
                         reason: &reason,
                         shared: &shared,
                         who,
-                        peer,
                     };
                     session.drive(h2).await
                 }
@@ -179,8 +178,8 @@ struct Session<'a, R, H> {
     reason: &'a DrainReason,
     /// What its streams share, once one has opened.
     shared: &'a OnceLock<Arc<ConnShared>>,
+    /// The peer, for log lines.
     who: Who,
-    peer: Option<SocketAddr>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -455,7 +454,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                     conn: self.conn.info(),
                     drain: self.drain.clone(),
                     stop: self.stop.clone(),
-                    peer: self.peer,
+                    peer: self.who.0,
                 })
             })
             .clone()
@@ -484,7 +483,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         };
         let guard = self.server.shutdown.handler();
         let server = self.server.clone();
-        let peer = self.peer;
+        let who = self.who;
         self.server.runtime.spawn(async move {
             let _guard = guard;
             // Boxed: a handler's future can be kilobytes (every route's state),
@@ -497,7 +496,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 // The responder was dropped with the handler: the client got
                 // a 500 or a reset. The connection carries on.
                 server.shutdown.stats().handler_panicked();
-                log::error!("{}: handler for stream {stream_id} panicked", Who(peer));
+                log::error!("{who}: handler for stream {stream_id} panicked");
             }
         });
     }
