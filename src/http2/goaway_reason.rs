@@ -59,7 +59,8 @@ fn parse(header: &[u8]) -> (usize, u8) {
 }
 
 /// The socket as h2 sees it: reads pass through, writes gain the reason in
-/// GOAWAY debug data.
+/// GOAWAY debug data, and h2's shutdown is only a flush (the close that
+/// follows sends the FIN).
 pub(crate) struct ReasonWriter<'a, IO> {
     io: IO,
     reason: &'a DrainReason,
@@ -334,10 +335,13 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         Pin::new(&mut this.io).poll_flush(cx)
     }
 
+    /// Flushes, but leaves the socket open for writing: h2 calls this once it
+    /// has closed the connection, and the serve task closes the socket right
+    /// after (after the linger for the client's EOF, as grpc-go does), which
+    /// sends the FIN anyway. A `shutdown` system call first would be one more
+    /// per drained connection.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        ready!(this.poll_owed(cx))?;
-        Pin::new(&mut this.io).poll_shutdown(cx)
+        self.poll_flush(cx)
     }
 }
 
