@@ -11,7 +11,7 @@
 //!   then: FIN, read and discard until the client's EOF (bounded by linger)
 //! ```
 
-use std::future::{pending, poll_fn, Future};
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
@@ -57,14 +57,15 @@ impl std::fmt::Display for Who {
     }
 }
 
-/// Serves one connection to its end. `task` keeps the server's drain phase
-/// waiting until this function returns (it was taken by the accept loop).
+/// Serves one connection to its end. `conn` registers it with the server's
+/// shutdown (taken by the accept loop, like `task`, which keeps the server's
+/// drain phase waiting until this future is done).
 // Deliberately not `async fn` (see the comment in the body).
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<R, H, IO>(
     server: Arc<Inner<R, H>>,
     mut io: IO,
-    peer: Option<SocketAddr>,
+    conn: ConnectionGuard,
     task: WaitGuard,
 ) -> impl Future<Output = ()> + Send
 where
@@ -72,31 +73,31 @@ where
     H: Handler,
     IO: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    // An async block, not an async fn: it uses what it captures in place,
-    // where an async fn keeps a second copy of each argument (the socket
-    // included) in the future for the connection's whole life.
+    // All the connection keeps, in one value the future owns. Built here and
+    // moved in whole: an async fn, or an async block moving its captures into
+    // a struct, would keep a second copy of each for the connection's life.
+    let session = Session {
+        stop: server.shutdown.stop_token(),
+        server,
+        conn,
+        drain: OnceLock::new(),
+        reason: DrainReason::default(),
+        shared: OnceLock::new(),
+        task,
+    };
     async move {
-        let conn = server.shutdown.connection(peer);
-        // This connection's own drain: fires with the server's, or alone.
-        let drain = server.shutdown.drain_token().child();
-        let stop = server.shutdown.stop_token();
-        let who = Who(peer);
-        let config = &server.config;
-        // Read by the writer under h2 (GOAWAY debug data), set by the drive loop.
-        let reason = DrainReason::default();
-        let shared = OnceLock::new();
-
+        let config = &session.server.config;
         // h2 borrows the socket, so it is ours again for the close and linger.
         let linger = {
             let handshake = h2::server::Builder::new()
                 .max_concurrent_streams(config.max_concurrent_streams)
-                .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &reason));
+                .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &session.reason));
             // Boxed: freed once the handshake is over, instead of widening every
             // connection's future for its whole life.
             let mut handshaken = Box::pin(future::or(
-                within(&server.runtime, config.handshake_timeout, handshake),
+                within(&session.server.runtime, config.handshake_timeout, handshake),
                 async {
-                    stop.wait().await;
+                    session.stop.wait().await;
                     None
                 },
             ))
@@ -105,27 +106,17 @@ where
             // Matched by reference: h2's connection (1.3 KB) then lives in this
             // future once, not also moved into the drive's.
             match &mut handshaken {
-                Some(Ok(h2)) => {
-                    let session = Session {
-                        server: &server,
-                        conn: &conn,
-                        drain: &drain,
-                        stop: &stop,
-                        reason: &reason,
-                        shared: &shared,
-                        who,
-                    };
-                    session.drive(h2).await
-                }
+                Some(Ok(h2)) => session.drive(h2).await,
                 Some(Err(e)) => {
                     // HTTP/1.1, TLS, garbage: h2 has already sent its SETTINGS.
-                    log::warn!("{who}: closing: not an HTTP/2 client ({e})");
+                    log::warn!("{}: closing: not an HTTP/2 client ({e})", session.who());
                     false
                 }
-                None if stop.is_fired() => false,
+                None if session.stop.is_fired() => false,
                 None => {
                     log::warn!(
-                        "{who}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
+                        "{}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
+                        session.who(),
                         config.handshake_timeout
                     );
                     false
@@ -133,12 +124,13 @@ where
             }
         };
 
-        // FIN, unless h2 already sent it (`linger` means it closed the connection
-        // itself). Bounded: a client that stops reading cannot hold it.
+        // FIN, unless h2 closed the connection itself (`linger`): then the
+        // close below sends it, after the linger. Bounded: a client that stops
+        // reading cannot hold it.
         if !linger {
-            let _ = within(&server.runtime, config.flush_timeout, io.shutdown()).await;
+            let _ = within(&session.server.runtime, config.flush_timeout, io.shutdown()).await;
         }
-        if linger && !stop.is_fired() {
+        if linger && !session.stop.is_fired() {
             // Read and discard until the client's EOF, so unread bytes in our
             // receive buffer do not turn the close into an RST that destroys
             // responses still in flight.
@@ -148,11 +140,18 @@ where
                 let mut buf = vec![0u8; 4096];
                 while let Ok(1..) = io.read(&mut buf).await {}
             };
-            let cut = async { stop.wait().await };
+            let cut = async { session.stop.wait().await };
             // Boxed, like the buffer: only a closing connection pays for it.
-            let lingering = within(&server.runtime, config.linger, future::or(discard, cut));
+            let lingering = within(
+                &session.server.runtime,
+                config.linger,
+                future::or(discard, cut),
+            );
             let _ = Box::pin(lingering).await;
         }
+        // The socket closes, then the registry entry goes, then the task.
+        drop(io);
+        let Session { conn, task, .. } = session;
         drop(conn);
         drop(task);
     }
@@ -168,18 +167,22 @@ enum End {
     Stop,
 }
 
-/// What one connection's serve loop needs.
-struct Session<'a, R, H> {
-    server: &'a Arc<Inner<R, H>>,
-    conn: &'a ConnectionGuard,
-    drain: &'a DrainToken,
-    stop: &'a DrainToken,
+/// One connection: what it keeps for its whole life, owned by its future.
+struct Session<R, H> {
+    server: Arc<Inner<R, H>>,
+    /// Its entry in the server's registry (the peer, the open streams).
+    conn: ConnectionGuard,
+    /// Its own drain: fires with the server's, or alone (max age, max idle).
+    /// Made when first needed (a stream opens, or the lifecycle drains it):
+    /// an idle connection that just drains with the server never pays for it.
+    drain: OnceLock<DrainToken>,
+    stop: DrainToken,
     /// Why it drains, for the GOAWAY's debug data.
-    reason: &'a DrainReason,
+    reason: DrainReason,
     /// What its streams share, once one has opened.
-    shared: &'a OnceLock<Arc<ConnShared>>,
-    /// The peer, for log lines.
-    who: Who,
+    shared: OnceLock<Arc<ConnShared>>,
+    /// Keeps the server's drain phase waiting; dropped last.
+    task: WaitGuard,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -220,88 +223,93 @@ fn poll_timer<S: Future<Output = ()>>(
         .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
 }
 
-impl<R: Runtime, H: Handler> Session<'_, R, H> {
+impl<R: Runtime, H: Handler> Session<R, H> {
+    /// Who the log lines are about.
+    fn who(&self) -> Who {
+        Who(self.conn.peer())
+    }
+
+    /// This connection's own drain token, made on first use.
+    fn drain(&self) -> &DrainToken {
+        self.drain
+            .get_or_init(|| self.server.shutdown.drain_token().child())
+    }
+
+    /// A timer on the server's runtime, boxed (an idle connection keeps a
+    /// pointer per timer, not the runtime's timer itself).
+    fn timer(&self, duration: Duration) -> Timer<R> {
+        Some(Box::pin(self.server.runtime.sleep(duration)))
+    }
+
     /// Runs the connection until it closes; returns whether to linger.
-    async fn drive<IO>(&self, h2: &mut Connection<IO, Bytes>) -> bool
+    // Not an `async fn`: that would keep a second copy of both arguments.
+    #[allow(clippy::manual_async_fn)]
+    fn drive<'a, IO>(&'a self, h2: &'a mut Connection<IO, Bytes>) -> impl Future<Output = bool> + 'a
     where
         IO: AsyncRead + AsyncWrite + Unpin,
     {
-        let config = &self.server.config;
-        let runtime = &self.server.runtime;
-        // The loop's state (the wait, the timers, the last event) ends with
-        // it, so the closing awaits below do not widen this future.
-        let (end, last_stream) = {
+        async move {
             let mut state = State::Serving;
-            let mut ack_deadline: Timer<R> = None;
             let mut last_stream = 0u32;
+            let mut ack_deadline: Timer<R> = None;
             // gRPC A9: this connection's own lifecycle.
-            let mut age: Timer<R> = config
+            let mut age = self
+                .server
+                .config
                 .jittered_age()
-                .map(|age| Box::pin(runtime.sleep(age)));
-            let mut idle: Timer<R> = config
+                .and_then(|d| self.timer(d));
+            let mut idle = self
+                .server
+                .config
                 .max_connection_idle
-                .map(|idle| Box::pin(runtime.sleep(idle)));
+                .and_then(|d| self.timer(d));
             let mut age_grace: Timer<R> = None;
             // One wait for the stop signals, kept across turns of the loop (made
             // afresh for every stream, it would register and remove a listener
             // each time, on tokens all connections share). While serving it waits
             // for the server's drain, which a hard stop fires too; once draining,
             // for the hard stop. (Not this connection's own drain token: waiting
-            // on it would give every idle connection a listener list of its
-            // own. Its lifecycle drains are seen by `lifecycle` below.)
+            // on it would give every idle connection a listener of its own. Its
+            // lifecycle drains are checked on each poll below.)
             let server_drain = self.server.shutdown.drain_token();
             let mut signal = pin!(server_drain.wait());
-            loop {
-                let event = {
-                    let h2 = &mut *h2;
-                    let refusing = state == State::Refusing;
-                    let accept = poll_fn(|cx| {
-                        // `accept` keeps no state: recreating it on every poll is sound.
-                        if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
-                            return Poll::Ready(Event::Accepted(next));
-                        }
-                        // h2 wakes this task whenever a stream's state moves, so
-                        // this is re-checked as streams finish and RSTs flush.
-                        if refusing && !h2.has_streams() {
-                            return Poll::Ready(Event::Idle);
-                        }
-                        Poll::Pending
-                    });
-                    let signals = async {
-                        signal.as_mut().await;
-                        if self.stop.is_fired() {
-                            Event::Stop
-                        } else {
-                            Event::Drain
-                        }
-                    };
-                    let ack = async {
-                        match ack_deadline.as_mut() {
-                            Some(deadline) => {
-                                deadline.await;
-                                Event::AckTimeout
-                            }
-                            None => pending().await,
-                        }
-                    };
-                    let lifecycle = poll_fn(|cx| {
-                        if state == State::Serving && self.drain.is_fired() {
-                            // This connection's own drain (max age or idle).
-                            Poll::Ready(Event::Drain)
-                        } else if poll_timer(&mut age, cx) {
-                            Poll::Ready(Event::MaxAge)
-                        } else if poll_timer(&mut idle, cx) {
-                            Poll::Ready(Event::IdleCheck)
-                        } else if poll_timer(&mut age_grace, cx) {
-                            Poll::Ready(Event::AgeGraceOver)
-                        } else {
-                            Poll::Pending
-                        }
-                    });
-                    // The signals are polled first: a hard stop preempts everything.
-                    let timers = future::or(ack, lifecycle);
-                    future::or(signals, future::or(accept, timers)).await
-                };
+            let end = loop {
+                // One hand-written poll of every source, in priority order: the
+                // signals first (a hard stop preempts everything), then h2, then
+                // the timers. Smaller than a tree of combinators, in a future
+                // every connection keeps.
+                let event = poll_fn(|cx| {
+                    if signal.as_mut().poll(cx).is_ready() {
+                        let stopped = self.stop.is_fired();
+                        return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
+                    }
+                    // `accept` keeps no state: recreating it on every poll is sound.
+                    if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
+                        return Poll::Ready(Event::Accepted(next));
+                    }
+                    // h2 wakes this task whenever a stream's state moves, so
+                    // this is re-checked as streams finish and RSTs flush.
+                    if state == State::Refusing && !h2.has_streams() {
+                        return Poll::Ready(Event::Idle);
+                    }
+                    let own_drain = self.drain.get().is_some_and(DrainToken::is_fired);
+                    Poll::Ready(if poll_timer(&mut ack_deadline, cx) {
+                        Event::AckTimeout
+                    } else if state == State::Serving && own_drain {
+                        // This connection's own drain (max age or idle).
+                        Event::Drain
+                    } else if poll_timer(&mut age, cx) {
+                        Event::MaxAge
+                    } else if poll_timer(&mut idle, cx) {
+                        Event::IdleCheck
+                    } else if poll_timer(&mut age_grace, cx) {
+                        Event::AgeGraceOver
+                    } else {
+                        return Poll::Pending;
+                    })
+                })
+                .await;
+                let config = &self.server.config;
                 match event {
                     Event::Accepted(Some(Ok((request, respond)))) => {
                         last_stream = last_stream.max(respond.stream_id().as_u32());
@@ -316,7 +324,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         return !e.is_io();
                     }
                     Event::Accepted(None) => {
-                        log::debug!("{}: closed (last stream {last_stream})", self.who);
+                        log::debug!("{}: closed (last stream {last_stream})", self.who());
                         return true;
                     }
                     Event::Drain => {
@@ -325,41 +333,39 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         self.reason.set(DrainReason::GRACEFUL_STOP);
                         h2.graceful_shutdown();
                         state = State::Draining;
-                        ack_deadline = Some(Box::pin(runtime.sleep(config.ping_ack_timeout)));
+                        ack_deadline = self.timer(config.ping_ack_timeout);
                         (age, idle) = (None, None);
                     }
                     Event::MaxAge => {
                         // The same two-phase GOAWAY as a full stop, for this
                         // connection alone; its handlers see it as draining.
-                        log::info!("{}: draining: max_age", self.who);
+                        log::info!("{}: draining: max_age", self.who());
                         self.reason.set(DrainReason::MAX_AGE);
-                        self.drain.fire();
+                        self.drain().fire();
                         age = None;
-                        age_grace = config
-                            .max_connection_age_grace
-                            .map(|grace| Box::pin(runtime.sleep(grace)));
+                        age_grace = config.max_connection_age_grace.and_then(|d| self.timer(d));
                     }
                     Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
                         (Some(idle_for), Some(max)) if idle_for >= max => {
-                            log::info!("{}: draining: max_idle", self.who);
+                            log::info!("{}: draining: max_idle", self.who());
                             self.reason.set(DrainReason::MAX_IDLE);
-                            self.drain.fire();
+                            self.drain().fire();
                             idle = None;
                         }
                         // Not idle long enough yet: check again when it could be.
                         (idle_for, Some(max)) => {
                             let wait = max.saturating_sub(idle_for.unwrap_or_default());
-                            idle = Some(Box::pin(runtime.sleep(wait.max(max / 64))));
+                            idle = self.timer(wait.max(max / 64));
                         }
                         (_, None) => idle = None,
                     },
                     Event::AgeGraceOver => {
                         log::warn!(
                             "{}: streams still open {:?} after its max_age drain; forcing it",
-                            self.who,
+                            self.who(),
                             config.max_connection_age_grace.unwrap_or_default()
                         );
-                        break (End::Force, last_stream);
+                        break End::Force;
                     }
                     Event::AckTimeout => {
                         // h2 does not say whether the ACK came (it may have, with
@@ -367,7 +373,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         // now, and the connection closes once the open ones end.
                         log::debug!(
                             "{}: {:?} since the first GOAWAY; refusing new streams",
-                            self.who,
+                            self.who(),
                             config.ping_ack_timeout
                         );
                         state = State::Refusing;
@@ -377,12 +383,25 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                         // As if the ACK had come: the final GOAWAY carries the last
                         // stream processed. Nothing is queued, so nothing is lost.
                         h2.abrupt_shutdown(Reason::NO_ERROR);
-                        break (End::Flush, last_stream);
+                        break End::Flush;
                     }
-                    Event::Stop => break (End::Stop, last_stream),
+                    Event::Stop => break End::Stop,
                 }
-            }
-        };
+            };
+            // Boxed: only a closing connection pays for the closing awaits
+            // (their timers are large on some runtimes).
+            Box::pin(self.close(h2, end, last_stream)).await
+        }
+    }
+
+    /// The last awaits: flush the final GOAWAY, or cut what is left.
+    /// Returns whether to linger.
+    async fn close<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        h2: &mut Connection<IO, Bytes>,
+        end: End,
+        last_stream: u32,
+    ) -> bool {
         match end {
             End::Flush => self.flush(h2).await,
             End::Force => {
@@ -393,7 +412,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 self.force(h2, last_stream).await;
                 log::info!(
                     "{}: closed by hard stop (last stream {last_stream})",
-                    self.who
+                    self.who()
                 );
                 false
             }
@@ -418,7 +437,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         if cut > 0 {
             log::info!(
                 "{}: forced closed: {cut} streams cut (last stream {last_stream})",
-                self.who
+                self.who()
             );
         }
     }
@@ -437,7 +456,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         if !flushed {
             log::warn!(
                 "{}: final GOAWAY not flushed within {:?}; dropping the socket",
-                self.who,
+                self.who(),
                 config.flush_timeout
             );
         }
@@ -452,9 +471,9 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
                 Arc::new(ConnShared {
                     shutdown: self.server.shutdown.clone(),
                     conn: self.conn.info(),
-                    drain: self.drain.clone(),
+                    drain: self.drain().clone(),
                     stop: self.stop.clone(),
-                    peer: self.who.0,
+                    peer: self.conn.peer(),
                 })
             })
             .clone()
@@ -483,7 +502,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
         };
         let guard = self.server.shutdown.handler();
         let server = self.server.clone();
-        let who = self.who;
+        let who = self.who();
         self.server.runtime.spawn(async move {
             let _guard = guard;
             // Boxed: a handler's future can be kilobytes (every route's state),
@@ -502,7 +521,7 @@ impl<R: Runtime, H: Handler> Session<'_, R, H> {
     }
 
     fn log_error(&self, e: &h2::Error) {
-        let who = self.who;
+        let who = self.who();
         if e.is_io() {
             log::debug!("{who}: connection lost: {e}");
         } else if e.is_go_away() && e.is_remote() {
@@ -539,7 +558,12 @@ mod tests {
         let shutdown = crate::Shutdown::new();
         let server = Server::new(&shutdown, NoRuntime, Config::default(), handler);
         let (io, _peer) = tokio::io::duplex(64);
-        let serving = super::serve(server.inner_for_tests(), io, None, shutdown.track());
+        let serving = super::serve(
+            server.inner_for_tests(),
+            io,
+            shutdown.connection(None),
+            shutdown.track(),
+        );
         let size = std::mem::size_of_val(&serving);
         assert!(size <= 3 * 1024, "a connection's future is {size} bytes");
     }

@@ -66,17 +66,45 @@ pub(crate) struct ReasonWriter<'a, IO> {
     reason: &'a DrainReason,
     /// Bytes of the current frame (its header included) that still pass
     /// through unchanged; 0 at a frame boundary.
-    until_boundary: usize,
+    until_boundary: u32,
     /// A frame header h2 offered in pieces, not yet written.
     split: [u8; HEADER],
-    split_len: usize,
+    split_len: u8,
     /// Bytes owed to the socket before any more of h2's: a rewritten GOAWAY
     /// header, or the debug data after its payload.
-    owed: [u8; OWED],
-    owed_start: usize,
-    owed_end: usize,
-    /// The debug data to write once the current GOAWAY's payload is through.
-    append: Option<&'static [u8]>,
+    owed: Owed,
+    /// Whether the reason's text is due once the current GOAWAY's payload is
+    /// through.
+    append: bool,
+}
+
+/// Bytes owed to the socket: at most a whole rewritten GOAWAY. Offsets are
+/// bytes, so every connection's writer stays small.
+struct Owed {
+    bytes: [u8; OWED],
+    start: u8,
+    end: u8,
+}
+
+impl Owed {
+    fn set(&mut self, bytes: &[u8]) {
+        self.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.start = 0;
+        self.end = bytes.len() as u8;
+    }
+
+    fn pending(&self) -> &[u8] {
+        &self.bytes[usize::from(self.start)..usize::from(self.end)]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// `n` of the pending bytes were written.
+    fn consume(&mut self, n: usize) {
+        self.start += n.min(self.pending().len()) as u8;
+    }
 }
 
 impl<'a, IO> ReasonWriter<'a, IO> {
@@ -87,10 +115,12 @@ impl<'a, IO> ReasonWriter<'a, IO> {
             until_boundary: 0,
             split: [0; HEADER],
             split_len: 0,
-            owed: [0; OWED],
-            owed_start: 0,
-            owed_end: 0,
-            append: None,
+            owed: Owed {
+                bytes: [0; OWED],
+                start: 0,
+                end: 0,
+            },
+            append: false,
         }
     }
 
@@ -98,12 +128,6 @@ impl<'a, IO> ReasonWriter<'a, IO> {
     fn rewrites(&self, header: &[u8]) -> bool {
         let (len, kind) = parse(header);
         kind == GOAWAY && len == GOAWAY_BARE && self.reason.text().is_some()
-    }
-
-    fn owe(&mut self, bytes: &[u8]) {
-        self.owed[..bytes.len()].copy_from_slice(bytes);
-        self.owed_start = 0;
-        self.owed_end = bytes.len();
     }
 
     /// A header at a frame boundary, taken whole into `owed` (rewritten if
@@ -115,12 +139,12 @@ impl<'a, IO> ReasonWriter<'a, IO> {
                 let mut extended = header;
                 let new_len = (GOAWAY_BARE + text.len()) as u32;
                 extended[..3].copy_from_slice(&new_len.to_be_bytes()[1..]);
-                self.owe(&extended);
-                self.append = Some(text);
+                self.owed.set(&extended);
+                self.append = true;
             }
-            _ => self.owe(&header),
+            _ => self.owed.set(&header),
         }
-        self.until_boundary = len;
+        self.until_boundary = len as u32;
     }
 
     /// After `written` bytes of `bufs` went out unchanged: where the frames
@@ -130,17 +154,18 @@ impl<'a, IO> ReasonWriter<'a, IO> {
         let mut at = 0;
         loop {
             let rest = written - at;
-            if self.until_boundary >= rest {
-                self.until_boundary -= rest;
+            let until_boundary = self.until_boundary as usize;
+            if until_boundary >= rest {
+                self.until_boundary = (until_boundary - rest) as u32;
                 break;
             }
-            at += self.until_boundary;
+            at += until_boundary;
             let header = read_header(bufs, at).unwrap_or([0; HEADER]);
-            self.until_boundary = HEADER + parse(&header).0;
+            self.until_boundary = (HEADER + parse(&header).0) as u32;
         }
-        if self.until_boundary == 0 {
-            if let Some(text) = self.append.take() {
-                self.owe(text);
+        if self.until_boundary == 0 && std::mem::take(&mut self.append) {
+            if let Some(text) = self.reason.text() {
+                self.owed.set(text);
             }
         }
     }
@@ -150,8 +175,8 @@ impl<'a, IO> ReasonWriter<'a, IO> {
     /// past a GOAWAY whose debug data is due.
     fn passthrough(&self, bufs: &[&[u8]]) -> usize {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
-        let mut at = self.until_boundary;
-        if self.append.is_some() || at >= total {
+        let mut at = self.until_boundary as usize;
+        if self.append || at >= total {
             return at.min(total);
         }
         loop {
@@ -193,9 +218,9 @@ impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
     /// Writes the owed bytes and, in the same write, `data` (bytes that pass
     /// through unchanged); returns how many of `data` went out.
     fn poll_owed_with(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
-        while self.owed_start < self.owed_end {
-            let owed_len = self.owed_end - self.owed_start;
-            let owed = &self.owed[self.owed_start..self.owed_end];
+        while !self.owed.is_empty() {
+            let owed = self.owed.pending();
+            let owed_len = owed.len();
             let n = if self.io.is_write_vectored() {
                 let joined = [IoSlice::new(owed), IoSlice::new(data)];
                 ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &joined))?
@@ -210,22 +235,20 @@ impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
+            self.owed.consume(n);
             if n >= owed_len {
-                self.owed_start = self.owed_end;
                 return Poll::Ready(Ok(n - owed_len));
             }
-            self.owed_start += n;
         }
         Poll::Ready(Ok(0))
     }
 
     /// Writes what is owed; ready once nothing is.
     fn poll_owed(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.owed_start < self.owed_end {
-            let owed = &self.owed[self.owed_start..self.owed_end];
-            match ready!(Pin::new(&mut self.io).poll_write(cx, owed))? {
+        while !self.owed.is_empty() {
+            match ready!(Pin::new(&mut self.io).poll_write(cx, self.owed.pending()))? {
                 0 => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                n => self.owed_start += n,
+                n => self.owed.consume(n),
             }
         }
         Poll::Ready(Ok(()))
@@ -241,18 +264,19 @@ impl<IO: AsyncWrite + Unpin> ReasonWriter<'_, IO> {
             if let Some(text) = self.reason.text() {
                 let len = (GOAWAY_BARE + text.len()) as u32;
                 let frame_end = HEADER + GOAWAY_BARE;
-                self.owed[..3].copy_from_slice(&len.to_be_bytes()[1..]);
-                self.owed[3..frame_end].copy_from_slice(&buf[3..frame_end]);
-                self.owed[frame_end..frame_end + text.len()].copy_from_slice(text);
-                self.owed_start = 0;
-                self.owed_end = frame_end + text.len();
+                let mut frame = [0u8; OWED];
+                frame[..3].copy_from_slice(&len.to_be_bytes()[1..]);
+                frame[3..frame_end].copy_from_slice(&buf[3..frame_end]);
+                frame[frame_end..frame_end + text.len()].copy_from_slice(text);
+                self.owed.set(&frame[..frame_end + text.len()]);
                 return frame_end;
             }
         }
-        let take = (HEADER - self.split_len).min(buf.len());
-        self.split[self.split_len..self.split_len + take].copy_from_slice(&buf[..take]);
-        self.split_len += take;
-        if self.split_len == HEADER {
+        let split_len = usize::from(self.split_len);
+        let take = (HEADER - split_len).min(buf.len());
+        self.split[split_len..split_len + take].copy_from_slice(&buf[..take]);
+        self.split_len += take as u8;
+        if usize::from(self.split_len) == HEADER {
             self.split_len = 0;
             self.take_header(self.split);
         }
@@ -271,7 +295,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
             ready!(this.poll_owed(cx))?;
             return Poll::Ready(Ok(0));
         }
-        if this.owed_start < this.owed_end && this.split_len == 0 {
+        if !this.owed.is_empty() && this.split_len == 0 {
             // What is owed, and what follows it, in one write.
             let through = this.passthrough(&[buf]);
             let n = ready!(this.poll_owed_with(cx, &buf[..through]))?;
@@ -299,7 +323,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        if this.owed_start < this.owed_end {
+        if !this.owed.is_empty() {
             // Joined with what is owed, in `poll_write`: one chunk at a time.
             let first = bufs
                 .iter()

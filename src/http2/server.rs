@@ -213,10 +213,11 @@ impl<R: Runtime, H: Handler> Server<R, H> {
         // Taken here, before the task exists, so the drain phase can never
         // miss a connection that is being set up.
         let task = self.inner.shutdown.track();
+        let conn = self.inner.shutdown.connection(peer);
         let inner = self.inner.clone();
         self.inner
             .runtime
-            .spawn(connection::serve(inner, io, peer, task));
+            .spawn(connection::serve(inner, io, conn, task));
     }
 }
 
