@@ -1,6 +1,7 @@
 //! [`DrainToken`]: a one-way, level-triggered signal with child tokens.
 
 use std::fmt;
+use std::future::Future;
 use std::mem;
 use std::time::Duration;
 
@@ -149,8 +150,10 @@ impl DrainToken {
     /// futures_lite::future::block_on(token.wait());
     /// assert!(token.is_fired());
     /// ```
-    pub async fn wait(&self) {
-        wait::until(&self.node.event, |_| self.is_fired()).await
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + '_ {
+        // Not an `async fn`: its future would wrap this one (a server keeps
+        // one per connection).
+        wait::until(&self.node.event, |_| self.is_fired())
     }
 
     /// Like [`wait`](Self::wait), but owns a clone of the token, so the future

@@ -70,8 +70,10 @@ struct Shard<M> {
 struct Record<M> {
     meta: M,
     since: Instant,
-    shard: usize,
-    slot: usize,
+    // u32: every connection keeps a record (4 billion slots per shard would
+    // take 32 GB of slab first).
+    shard: u32,
+    slot: u32,
 }
 
 /// A live entry of a [`Registry`]; dropping it removes the entry and wakes the
@@ -161,8 +163,8 @@ impl<M> Registry<M> {
         let record = Arc::new(Record {
             meta,
             since,
-            shard: shard_index,
-            slot,
+            shard: shard_index as u32,
+            slot: slot as u32,
         });
         if slot == shard.slots.len() {
             shard.slots.push(Some(record.clone()));
@@ -378,9 +380,9 @@ impl<M> Deref for Registered<M> {
 impl<M> Drop for Registered<M> {
     fn drop(&mut self) {
         let removed = {
-            let mut shard = lock(&self.shared.shards[self.record.shard]);
-            shard.free.push(self.record.slot);
-            shard.slots[self.record.slot].take()
+            let mut shard = lock(&self.shared.shards[self.record.shard as usize]);
+            shard.free.push(self.record.slot as usize);
+            shard.slots[self.record.slot as usize].take()
         };
         // The shard's handle is dropped outside the lock: if it is the last
         // one, the metadata's own destructor (user code) runs unlocked.

@@ -210,6 +210,16 @@ impl Shutdown {
         self.core.drain.clone()
     }
 
+    /// The drain token itself, for a wait that need not own a handle.
+    pub(crate) fn drain_signal(&self) -> &DrainToken {
+        &self.core.drain
+    }
+
+    /// The stop token itself, for a wait that need not own a handle.
+    pub(crate) fn stop_signal(&self) -> &DrainToken {
+        &self.core.stop
+    }
+
     /// Fires on a hard stop: close everything now.
     ///
     /// # Example

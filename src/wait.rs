@@ -3,23 +3,32 @@
 //! wake-up impossible to lose: a change between the two checks is either
 //! seen by the second check or notifies the listener.
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use event_listener::{listener, Event, Listener};
 
 /// Completes once `ready` returns `true`. `ready(true)` is the check made
 /// after the listener is registered (a primitive may arm its notifier there).
-pub(crate) async fn until(event: &Event, mut ready: impl FnMut(bool) -> bool) {
-    loop {
-        if ready(false) {
-            return;
+// Not an `async fn`: that would keep a second copy of both arguments in a
+// future that a server keeps per connection.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn until<'a>(
+    event: &'a Event,
+    mut ready: impl FnMut(bool) -> bool + 'a,
+) -> impl Future<Output = ()> + 'a {
+    async move {
+        loop {
+            if ready(false) {
+                return;
+            }
+            // The listener lives inside this future: waiting allocates nothing.
+            listener!(event => woken);
+            if ready(true) {
+                return;
+            }
+            woken.await;
         }
-        // The listener lives inside this future: waiting allocates nothing.
-        listener!(event => woken);
-        if ready(true) {
-            return;
-        }
-        woken.await;
     }
 }
 

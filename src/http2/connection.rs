@@ -29,7 +29,7 @@ use super::goaway_reason::{DrainReason, ReasonWriter};
 use super::handler::{ConnShared, Request, RequestBody, Responder, StreamContext, StreamTicket};
 use super::server::Inner;
 use super::{Handler, Runtime};
-use crate::{ConnectionGuard, DrainToken, WaitGuard};
+use crate::{ConnectionGuard, DrainToken};
 
 /// Races `fut` against a sleep on the server's runtime.
 async fn within<R: Runtime, T>(
@@ -58,15 +58,14 @@ impl std::fmt::Display for Who {
 }
 
 /// Serves one connection to its end. `conn` registers it with the server's
-/// shutdown (taken by the accept loop, like `task`, which keeps the server's
-/// drain phase waiting until this future is done).
+/// shutdown (taken by the accept loop before the task exists) and keeps the
+/// server's drain phase waiting until this future lets go of it, last.
 // Deliberately not `async fn` (see the comment in the body).
 #[allow(clippy::manual_async_fn)]
 pub(crate) fn serve<R, H, IO>(
     server: Arc<Inner<R, H>>,
     mut io: IO,
     conn: ConnectionGuard,
-    task: WaitGuard,
 ) -> impl Future<Output = ()> + Send
 where
     R: Runtime,
@@ -77,13 +76,10 @@ where
     // moved in whole: an async fn, or an async block moving its captures into
     // a struct, would keep a second copy of each for the connection's life.
     let session = Session {
-        stop: server.shutdown.stop_token(),
         server,
         conn,
-        drain: OnceLock::new(),
         reason: DrainReason::default(),
         shared: OnceLock::new(),
-        task,
     };
     async move {
         let config = &session.server.config;
@@ -97,7 +93,7 @@ where
             let mut handshaken = Box::pin(future::or(
                 within(&session.server.runtime, config.handshake_timeout, handshake),
                 async {
-                    session.stop.wait().await;
+                    session.stop().wait().await;
                     None
                 },
             ))
@@ -112,7 +108,7 @@ where
                     log::warn!("{}: closing: not an HTTP/2 client ({e})", session.who());
                     false
                 }
-                None if session.stop.is_fired() => false,
+                None if session.stop().is_fired() => false,
                 None => {
                     log::warn!(
                         "{}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
@@ -128,9 +124,11 @@ where
         // close below sends it, after the linger. Bounded: a client that stops
         // reading cannot hold it.
         if !linger {
-            let _ = within(&session.server.runtime, config.flush_timeout, io.shutdown()).await;
+            // Boxed, as the linger below: only a closing connection pays for it.
+            let shutdown = within(&session.server.runtime, config.flush_timeout, io.shutdown());
+            let _ = Box::pin(shutdown).await;
         }
-        if linger && !session.stop.is_fired() {
+        if linger && !session.stop().is_fired() {
             // Read and discard until the client's EOF, so unread bytes in our
             // receive buffer do not turn the close into an RST that destroys
             // responses still in flight.
@@ -140,7 +138,7 @@ where
                 let mut buf = vec![0u8; 4096];
                 while let Ok(1..) = io.read(&mut buf).await {}
             };
-            let cut = async { session.stop.wait().await };
+            let cut = async { session.stop().wait().await };
             // Boxed, like the buffer: only a closing connection pays for it.
             let lingering = within(
                 &session.server.runtime,
@@ -149,11 +147,9 @@ where
             );
             let _ = Box::pin(lingering).await;
         }
-        // The socket closes, then the registry entry goes, then the task.
+        // The socket closes before the registry entry goes.
         drop(io);
-        let Session { conn, task, .. } = session;
-        drop(conn);
-        drop(task);
+        drop(session);
     }
 }
 
@@ -172,17 +168,12 @@ struct Session<R, H> {
     server: Arc<Inner<R, H>>,
     /// Its entry in the server's registry (the peer, the open streams).
     conn: ConnectionGuard,
-    /// Its own drain: fires with the server's, or alone (max age, max idle).
-    /// Made when first needed (a stream opens, or the lifecycle drains it):
-    /// an idle connection that just drains with the server never pays for it.
-    drain: OnceLock<DrainToken>,
-    stop: DrainToken,
     /// Why it drains, for the GOAWAY's debug data.
     reason: DrainReason,
-    /// What its streams share, once one has opened.
+    /// What its streams share (its own drain token among them), made when
+    /// first needed: a stream opens, or the lifecycle drains it. An idle
+    /// connection that just drains with the server never pays for it.
     shared: OnceLock<Arc<ConnShared>>,
-    /// Keeps the server's drain phase waiting; dropped last.
-    task: WaitGuard,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -210,6 +201,22 @@ enum Event<T> {
     AgeGraceOver,
 }
 
+/// Where a connection is in its life: what the drive loop's poll reads and
+/// its events change (one value, so the poll borrows it once).
+struct Phase<R: Runtime> {
+    state: State,
+    /// The highest stream id seen: the final GOAWAY's last-stream-id.
+    last_stream: u32,
+    /// The PING's ACK is due (draining).
+    ack_deadline: Timer<R>,
+    /// Max age (gRPC A9).
+    age: Timer<R>,
+    /// The next check for max idle.
+    idle: Timer<R>,
+    /// Streams may run this long after a max-age drain.
+    age_grace: Timer<R>,
+}
+
 /// An optional timer on the server's runtime.
 type Timer<R> = Option<Pin<Box<<R as Runtime>::Sleep>>>;
 
@@ -229,10 +236,15 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         Who(self.conn.peer())
     }
 
-    /// This connection's own drain token, made on first use.
+    /// The server's hard stop.
+    fn stop(&self) -> &DrainToken {
+        self.server.shutdown.stop_signal()
+    }
+
+    /// This connection's own drain: fires with the server's, or alone (max
+    /// age, max idle).
     fn drain(&self) -> &DrainToken {
-        self.drain
-            .get_or_init(|| self.server.shutdown.drain_token().child())
+        &self.shared_ref().drain
     }
 
     /// A timer on the server's runtime, boxed (an idle connection keeps a
@@ -249,21 +261,16 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         IO: AsyncRead + AsyncWrite + Unpin,
     {
         async move {
-            let mut state = State::Serving;
-            let mut last_stream = 0u32;
-            let mut ack_deadline: Timer<R> = None;
-            // gRPC A9: this connection's own lifecycle.
-            let mut age = self
-                .server
-                .config
-                .jittered_age()
-                .and_then(|d| self.timer(d));
-            let mut idle = self
-                .server
-                .config
-                .max_connection_idle
-                .and_then(|d| self.timer(d));
-            let mut age_grace: Timer<R> = None;
+            let config = &self.server.config;
+            let mut now = Phase::<R> {
+                state: State::Serving,
+                last_stream: 0,
+                ack_deadline: None,
+                // gRPC A9: this connection's own lifecycle.
+                age: config.jittered_age().and_then(|d| self.timer(d)),
+                idle: config.max_connection_idle.and_then(|d| self.timer(d)),
+                age_grace: None,
+            };
             // One wait for the stop signals, kept across turns of the loop (made
             // afresh for every stream, it would register and remove a listener
             // each time, on tokens all connections share). While serving it waits
@@ -271,49 +278,56 @@ impl<R: Runtime, H: Handler> Session<R, H> {
             // for the hard stop. (Not this connection's own drain token: waiting
             // on it would give every idle connection a listener of its own. Its
             // lifecycle drains are checked on each poll below.)
-            let server_drain = self.server.shutdown.drain_token();
-            let mut signal = pin!(server_drain.wait());
+            let mut signal = pin!(self.server.shutdown.drain_signal().wait());
             let end = loop {
                 // One hand-written poll of every source, in priority order: the
                 // signals first (a hard stop preempts everything), then h2, then
                 // the timers. Smaller than a tree of combinators, in a future
                 // every connection keeps.
-                let event = poll_fn(|cx| {
-                    if signal.as_mut().poll(cx).is_ready() {
-                        let stopped = self.stop.is_fired();
-                        return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
+                let event = poll_fn({
+                    // Moved in as one reference each: a closure borrowing
+                    // fields one by one would hold a pointer per field.
+                    let (signal, h2, now) = (&mut signal, &mut *h2, &mut now);
+                    move |cx| {
+                        if signal.as_mut().poll(cx).is_ready() {
+                            let stopped = self.stop().is_fired();
+                            return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
+                        }
+                        // `accept` keeps no state: recreating it on every poll is sound.
+                        if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
+                            return Poll::Ready(Event::Accepted(next));
+                        }
+                        // h2 wakes this task whenever a stream's state moves, so
+                        // this is re-checked as streams finish and RSTs flush.
+                        if now.state == State::Refusing && !h2.has_streams() {
+                            return Poll::Ready(Event::Idle);
+                        }
+                        let own_drain = self
+                            .shared
+                            .get()
+                            .is_some_and(|shared| shared.drain.is_fired());
+                        Poll::Ready(if poll_timer(&mut now.ack_deadline, cx) {
+                            Event::AckTimeout
+                        } else if now.state == State::Serving && own_drain {
+                            // This connection's own drain (max age or idle).
+                            Event::Drain
+                        } else if poll_timer(&mut now.age, cx) {
+                            Event::MaxAge
+                        } else if poll_timer(&mut now.idle, cx) {
+                            Event::IdleCheck
+                        } else if poll_timer(&mut now.age_grace, cx) {
+                            Event::AgeGraceOver
+                        } else {
+                            return Poll::Pending;
+                        })
                     }
-                    // `accept` keeps no state: recreating it on every poll is sound.
-                    if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
-                        return Poll::Ready(Event::Accepted(next));
-                    }
-                    // h2 wakes this task whenever a stream's state moves, so
-                    // this is re-checked as streams finish and RSTs flush.
-                    if state == State::Refusing && !h2.has_streams() {
-                        return Poll::Ready(Event::Idle);
-                    }
-                    let own_drain = self.drain.get().is_some_and(DrainToken::is_fired);
-                    Poll::Ready(if poll_timer(&mut ack_deadline, cx) {
-                        Event::AckTimeout
-                    } else if state == State::Serving && own_drain {
-                        // This connection's own drain (max age or idle).
-                        Event::Drain
-                    } else if poll_timer(&mut age, cx) {
-                        Event::MaxAge
-                    } else if poll_timer(&mut idle, cx) {
-                        Event::IdleCheck
-                    } else if poll_timer(&mut age_grace, cx) {
-                        Event::AgeGraceOver
-                    } else {
-                        return Poll::Pending;
-                    })
                 })
                 .await;
                 let config = &self.server.config;
                 match event {
                     Event::Accepted(Some(Ok((request, respond)))) => {
-                        last_stream = last_stream.max(respond.stream_id().as_u32());
-                        if state == State::Refusing {
+                        now.last_stream = now.last_stream.max(respond.stream_id().as_u32());
+                        if now.state == State::Refusing {
                             self.responder(respond, request.uri().path()).refuse();
                         } else {
                             self.spawn_handler(request, respond);
@@ -324,17 +338,18 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         return !e.is_io();
                     }
                     Event::Accepted(None) => {
+                        let last_stream = now.last_stream;
                         log::debug!("{}: closed (last stream {last_stream})", self.who());
                         return true;
                     }
                     Event::Drain => {
-                        signal.set(self.stop.wait());
+                        signal.set(self.stop().wait());
                         // Unless this connection's own lifecycle set it first.
                         self.reason.set(DrainReason::GRACEFUL_STOP);
                         h2.graceful_shutdown();
-                        state = State::Draining;
-                        ack_deadline = self.timer(config.ping_ack_timeout);
-                        (age, idle) = (None, None);
+                        now.state = State::Draining;
+                        now.ack_deadline = self.timer(config.ping_ack_timeout);
+                        (now.age, now.idle) = (None, None);
                     }
                     Event::MaxAge => {
                         // The same two-phase GOAWAY as a full stop, for this
@@ -342,22 +357,22 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         log::info!("{}: draining: max_age", self.who());
                         self.reason.set(DrainReason::MAX_AGE);
                         self.drain().fire();
-                        age = None;
-                        age_grace = config.max_connection_age_grace.and_then(|d| self.timer(d));
+                        now.age = None;
+                        now.age_grace = config.max_connection_age_grace.and_then(|d| self.timer(d));
                     }
                     Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
                         (Some(idle_for), Some(max)) if idle_for >= max => {
                             log::info!("{}: draining: max_idle", self.who());
                             self.reason.set(DrainReason::MAX_IDLE);
                             self.drain().fire();
-                            idle = None;
+                            now.idle = None;
                         }
                         // Not idle long enough yet: check again when it could be.
                         (idle_for, Some(max)) => {
                             let wait = max.saturating_sub(idle_for.unwrap_or_default());
-                            idle = self.timer(wait.max(max / 64));
+                            now.idle = self.timer(wait.max(max / 64));
                         }
-                        (_, None) => idle = None,
+                        (_, None) => now.idle = None,
                     },
                     Event::AgeGraceOver => {
                         log::warn!(
@@ -376,8 +391,8 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             self.who(),
                             config.ping_ack_timeout
                         );
-                        state = State::Refusing;
-                        ack_deadline = None;
+                        now.state = State::Refusing;
+                        now.ack_deadline = None;
                     }
                     Event::Idle => {
                         // As if the ACK had come: the final GOAWAY carries the last
@@ -390,7 +405,7 @@ impl<R: Runtime, H: Handler> Session<R, H> {
             };
             // Boxed: only a closing connection pays for the closing awaits
             // (their timers are large on some runtimes).
-            Box::pin(self.close(h2, end, last_stream)).await
+            Box::pin(self.close(h2, end, now.last_stream)).await
         }
     }
 
@@ -466,17 +481,19 @@ impl<R: Runtime, H: Handler> Session<R, H> {
     /// What this connection's streams share, made when the first one opens
     /// (an idle connection never pays for it).
     fn shared(&self) -> Arc<ConnShared> {
-        self.shared
-            .get_or_init(|| {
-                Arc::new(ConnShared {
-                    shutdown: self.server.shutdown.clone(),
-                    conn: self.conn.info(),
-                    drain: self.drain().clone(),
-                    stop: self.stop.clone(),
-                    peer: self.conn.peer(),
-                })
+        self.shared_ref().clone()
+    }
+
+    fn shared_ref(&self) -> &Arc<ConnShared> {
+        self.shared.get_or_init(|| {
+            Arc::new(ConnShared {
+                shutdown: self.server.shutdown.clone(),
+                conn: self.conn.info(),
+                drain: self.server.shutdown.drain_token().child(),
+                stop: self.stop().clone(),
+                peer: self.conn.peer(),
             })
-            .clone()
+        })
     }
 
     fn responder(&self, respond: SendResponse<Bytes>, path: &str) -> Responder {
@@ -558,12 +575,7 @@ mod tests {
         let shutdown = crate::Shutdown::new();
         let server = Server::new(&shutdown, NoRuntime, Config::default(), handler);
         let (io, _peer) = tokio::io::duplex(64);
-        let serving = super::serve(
-            server.inner_for_tests(),
-            io,
-            shutdown.connection(None),
-            shutdown.track(),
-        );
+        let serving = super::serve(server.inner_for_tests(), io, shutdown.connection(None));
         let size = std::mem::size_of_val(&serving);
         assert!(size <= 3 * 1024, "a connection's future is {size} bytes");
     }

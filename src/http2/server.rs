@@ -210,14 +210,11 @@ impl<R: Runtime, H: Handler> Server<R, H> {
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        // Taken here, before the task exists, so the drain phase can never
-        // miss a connection that is being set up.
-        let task = self.inner.shutdown.track();
+        // Registered here, before the task exists, so the drain phase can
+        // never miss a connection that is being set up.
         let conn = self.inner.shutdown.connection(peer);
         let inner = self.inner.clone();
-        self.inner
-            .runtime
-            .spawn(connection::serve(inner, io, conn, task));
+        self.inner.runtime.spawn(connection::serve(inner, io, conn));
     }
 }
 

@@ -150,7 +150,14 @@ impl Runtime for TokioRuntime {
     type Sleep = tokio::time::Sleep;
 
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
-        drop(self.handle.spawn(task));
+        // tokio aligns a task's cell to 128 bytes, so a large future inline
+        // rounds up by as much; boxed, it costs its own size (a connection's
+        // future, kept for the connection's life: ~200 bytes less each).
+        if std::mem::size_of::<F>() > 512 {
+            drop(self.handle.spawn(Box::pin(task)));
+        } else {
+            drop(self.handle.spawn(task));
+        }
     }
 
     fn sleep(&self, duration: Duration) -> tokio::time::Sleep {
