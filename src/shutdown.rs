@@ -211,11 +211,13 @@ impl Shutdown {
     }
 
     /// The drain token itself, for a wait that need not own a handle.
+    #[cfg(feature = "http2")]
     pub(crate) fn drain_signal(&self) -> &DrainToken {
         &self.core.drain
     }
 
     /// The stop token itself, for a wait that need not own a handle.
+    #[cfg(feature = "http2")]
     pub(crate) fn stop_signal(&self) -> &DrainToken {
         &self.core.stop
     }
