@@ -7,8 +7,9 @@
 //!
 //! First line on stdout: `listening on ADDR`. A plain accept loop, one task
 //! per connection driving `h2::server`, one task per stream; no winddown, no
-//! registry, no drain: SIGTERM kills it. Threads, TCP_NODELAY and
-//! `max_concurrent_streams` (1000) as `echo_server`'s. Routes, as in
+//! registry, no drain: SIGTERM kills it. Threads, the socket type (on smol,
+//! `winddown_smol::TcpStream`), TCP_NODELAY and `max_concurrent_streams`
+//! (1000) as `echo_server`'s. Routes, as in
 //! `examples/support/echo.rs`:
 //!
 //! | route | behaviour |
@@ -81,23 +82,25 @@ fn announce(addr: std::io::Result<SocketAddr>) -> Result<(), String> {
 }
 
 fn run_smol(listen: SocketAddr) -> Result<(), String> {
-    use tokio_util::compat::FuturesAsyncReadCompatExt;
     if std::env::var_os("SMOL_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
     let spawn: Spawn = |task| smol::spawn(task).detach();
     smol::block_on(async {
-        let listener = smol::net::TcpListener::bind(listen)
-            .await
+        let listener = smol::Async::<std::net::TcpListener>::bind(listen)
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        announce(listener.local_addr())?;
+        announce(listener.get_ref().local_addr())?;
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let _ = stream.set_nodelay(true);
-            spawn(Box::pin(connection(stream.compat(), spawn)));
+            // The socket type echo_server's smol adapter uses (with
+            // TCP_NODELAY), so the comparison is of the servers alone.
+            let Ok(stream) = winddown_smol::TcpStream::from_async(stream) else {
+                continue;
+            };
+            spawn(Box::pin(connection(stream, spawn)));
         }
     })
 }

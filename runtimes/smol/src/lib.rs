@@ -35,6 +35,10 @@
 //! ```
 #![deny(missing_docs)]
 
+mod stream;
+
+pub use stream::TcpStream;
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -44,7 +48,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
-use tokio_util::compat::{Compat, FuturesAsyncReadCompatExt};
 use winddown::http2::{Listener, Runtime};
 use winddown::{Report, Shutdown};
 
@@ -150,7 +153,9 @@ impl Future for Sleep {
 /// ```
 #[derive(Debug)]
 pub struct TcpListener {
-    inner: smol::net::TcpListener,
+    /// async-net's listener, unwrapped: accepting on it yields the bare
+    /// `Async` stream that [`TcpStream`] wraps.
+    inner: std::sync::Arc<smol::Async<std::net::TcpListener>>,
 }
 
 impl TcpListener {
@@ -165,7 +170,7 @@ impl TcpListener {
     /// ```
     pub async fn bind(addr: impl smol::net::AsyncToSocketAddrs) -> io::Result<Self> {
         Ok(Self {
-            inner: smol::net::TcpListener::bind(addr).await?,
+            inner: smol::net::TcpListener::bind(addr).await?.into(),
         })
     }
 
@@ -181,7 +186,7 @@ impl TcpListener {
     /// ```
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<Self> {
         Ok(Self {
-            inner: smol::net::TcpListener::try_from(listener)?,
+            inner: smol::net::TcpListener::try_from(listener)?.into(),
         })
     }
 
@@ -196,18 +201,16 @@ impl TcpListener {
     /// # });
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        self.inner.get_ref().local_addr()
     }
 }
 
 impl Listener for TcpListener {
-    type Io = Compat<smol::net::TcpStream>;
+    type Io = TcpStream;
 
     async fn accept(&mut self) -> io::Result<(Self::Io, Option<SocketAddr>)> {
         let (stream, peer) = self.inner.accept().await?;
-        // Small frames (GOAWAY, PING ACK) should not wait for Nagle.
-        stream.set_nodelay(true)?;
-        Ok((stream.compat(), Some(peer)))
+        Ok((TcpStream::from_async(stream)?, Some(peer)))
     }
 }
 
@@ -318,12 +321,10 @@ pub fn print_held_on_sigusr1(
 pub struct TcpConnector;
 
 impl winddown::http2::client::Connect for TcpConnector {
-    type Io = Compat<smol::net::TcpStream>;
+    type Io = TcpStream;
 
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Io> {
-        let stream = smol::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream.compat())
+        TcpStream::connect(addr).await
     }
 }
 

@@ -1,0 +1,290 @@
+//! A TCP stream on smol's reactor that h2 can drive (tokio's I/O traits),
+//! without a compatibility layer.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use smol::Async;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A TCP stream on smol's reactor, speaking tokio's I/O traits (which h2
+/// drives): what [`TcpListener`](crate::TcpListener) accepts and
+/// [`TcpConnector`](crate::TcpConnector) opens.
+///
+/// It reads like async-io's own stream, with one difference: a read that
+/// returned less than it was offered emptied the socket, so the next read
+/// first waits for readiness instead of asking the kernel for an
+/// `EAGAIN` (h2 reads until a read would block: without this, every batch
+/// of frames costs one system call more).
+///
+/// # Example
+///
+/// ```
+/// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+///
+/// smol::block_on(async {
+///     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+///     let addr = listener.local_addr()?;
+///     let mut client = winddown_smol::TcpStream::connect(addr).await?;
+///     let (server, _) = listener.accept()?;
+///     let mut server = winddown_smol::TcpStream::from_std(server)?;
+///     client.write_all(b"ping").await?;
+///     let mut buf = [0u8; 4];
+///     server.read_exact(&mut buf).await?;
+///     assert_eq!(&buf, b"ping");
+///     # Ok::<(), std::io::Error>(())
+/// }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct TcpStream {
+    inner: Async<std::net::TcpStream>,
+    /// The last read returned less than it was offered.
+    drained: bool,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, with `TCP_NODELAY` (small frames such as GOAWAY
+    /// and PING ACKs should not wait for Nagle).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// smol::block_on(async {
+    ///     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    ///     let stream = winddown_smol::TcpStream::connect(listener.local_addr().unwrap()).await;
+    ///     assert!(stream.is_ok());
+    /// });
+    /// ```
+    pub async fn connect(addr: SocketAddr) -> io::Result<Self> {
+        Self::from_async(Async::<std::net::TcpStream>::connect(addr).await?)
+    }
+
+    /// Wraps a connected std stream (made non-blocking, with `TCP_NODELAY`).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let stream = winddown_smol::TcpStream::from_std(client).unwrap();
+    /// assert!(stream.peer_addr().is_ok());
+    /// # });
+    /// ```
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<Self> {
+        Self::from_async(Async::new(stream)?)
+    }
+
+    /// Wraps a stream already registered with smol's reactor (what
+    /// `smol::Async::<std::net::TcpListener>::accept` yields), with
+    /// `TCP_NODELAY`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = smol::Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+    /// let addr = listener.get_ref().local_addr().unwrap();
+    /// let client = smol::Async::<std::net::TcpStream>::connect(addr).await.unwrap();
+    /// let stream = winddown_smol::TcpStream::from_async(client).unwrap();
+    /// assert_eq!(stream.peer_addr().unwrap(), addr);
+    /// # });
+    /// ```
+    pub fn from_async(inner: Async<std::net::TcpStream>) -> io::Result<Self> {
+        inner.get_ref().set_nodelay(true)?;
+        Ok(Self {
+            inner,
+            drained: false,
+        })
+    }
+
+    /// The address of the other end.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = listener.local_addr().unwrap();
+    /// let stream = winddown_smol::TcpStream::connect(addr).await.unwrap();
+    /// assert_eq!(stream.peer_addr().unwrap(), addr);
+    /// # });
+    /// ```
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.get_ref().peer_addr()
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.drained {
+                // Registers interest (re-arming the reactor's one-shot event),
+                // so bytes that came since the short read still wake us.
+                ready!(this.inner.poll_readable(cx))?;
+                this.drained = false;
+            }
+            let unfilled = buf.initialize_unfilled();
+            let offered = unfilled.len();
+            match this.inner.get_ref().read(unfilled) {
+                Ok(n) => {
+                    this.drained = n < offered;
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => this.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match this.inner.get_ref().write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return Poll::Ready(result),
+            }
+            ready!(this.inner.poll_writable(cx))?;
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            match this.inner.get_ref().write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return Poll::Ready(result),
+            }
+            ready!(this.inner.poll_writable(cx))?;
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Nothing is buffered here.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.inner.get_ref().shutdown(Shutdown::Write))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_lite::future;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::TcpStream;
+
+    /// A connected pair: ours, and a plain std socket as the peer.
+    fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        (TcpStream::from_std(ours).unwrap(), peer)
+    }
+
+    /// Fails the test instead of hanging it.
+    async fn bounded<T>(fut: impl std::future::Future<Output = T>) -> T {
+        future::or(async { Some(fut.await) }, async {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            None
+        })
+        .await
+        .expect("timed out: a wake-up was lost")
+    }
+
+    #[test]
+    fn bytes_that_come_after_a_short_read_still_wake_the_reader() {
+        use std::io::Write;
+        smol::block_on(async {
+            let (mut ours, mut peer) = pair();
+            peer.write_all(b"a").unwrap();
+            let mut buf = [0u8; 64];
+            // Short: the socket is empty afterwards, so the next read waits
+            // for readiness instead of reading.
+            assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 1);
+            let mut next = Box::pin(ours.read(&mut buf));
+            assert!(
+                future::poll_once(next.as_mut()).await.is_none(),
+                "nothing to read yet"
+            );
+            peer.write_all(b"bc").unwrap();
+            assert_eq!(bounded(next).await.unwrap(), 2);
+            assert_eq!(&buf[..2], b"bc");
+        });
+    }
+
+    #[test]
+    fn bytes_already_there_after_a_short_read_are_read() {
+        use std::io::Write;
+        smol::block_on(async {
+            let (mut ours, mut peer) = pair();
+            peer.write_all(b"a").unwrap();
+            let mut buf = [0u8; 64];
+            assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 1);
+            // Arrived before the next read was even polled.
+            peer.write_all(b"b").unwrap();
+            assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 1);
+            assert_eq!(buf[0], b'b');
+        });
+    }
+
+    #[test]
+    fn a_full_read_reads_on_at_once_and_eof_is_seen_after_a_short_one() {
+        use std::io::Write;
+        smol::block_on(async {
+            let (mut ours, mut peer) = pair();
+            peer.write_all(b"abcdef").unwrap();
+            drop(peer);
+            let mut small = [0u8; 3];
+            ours.read_exact(&mut small).await.unwrap();
+            assert_eq!(&small, b"abc");
+            let mut rest = Vec::new();
+            bounded(ours.read_to_end(&mut rest)).await.unwrap();
+            assert_eq!(rest, b"def");
+        });
+    }
+
+    #[test]
+    fn writes_vectored_and_shutdown_reach_the_peer() {
+        use std::io::Read;
+        smol::block_on(async {
+            let (mut ours, mut peer) = pair();
+            let parts = [std::io::IoSlice::new(b"ab"), std::io::IoSlice::new(b"cd")];
+            // Four bytes into an empty send buffer go out whole.
+            assert_eq!(bounded(ours.write_vectored(&parts)).await.unwrap(), 4);
+            ours.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"abcd");
+        });
+    }
+}
