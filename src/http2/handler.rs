@@ -508,6 +508,12 @@ impl Responder {
 
     /// Sends a whole response: head, body (respecting flow control) and end.
     ///
+    /// The response is handed to h2 when this is called (h2 writes the body
+    /// as the client's flow-control window lets it), so the future returned
+    /// is already complete: awaiting it yields the result. It is a future
+    /// that stays small in the handler's own future, instead of one that
+    /// would carry the response and body until first polled.
+    ///
     /// # Example
     ///
     /// ```
@@ -515,12 +521,15 @@ impl Responder {
     /// responder.send(http::Response::new(()), "done\n").await
     /// # }
     /// ```
-    pub async fn send(
-        mut self,
+    pub fn send(
+        self,
         response: Response<()>,
         body: impl Into<Bytes>,
-    ) -> Result<(), Error> {
-        let body = body.into();
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        std::future::ready(self.send_now(response, body.into()))
+    }
+
+    fn send_now(mut self, response: Response<()>, body: Bytes) -> Result<(), Error> {
         let (mut send, mut ticket) = self.take();
         if body.is_empty() {
             send.send_response(response, true)?;
@@ -644,7 +653,8 @@ impl ResponseBody {
         Ok(())
     }
 
-    /// Ends the response.
+    /// Ends the response. Like [`Responder::send`], it hands the end to h2
+    /// when called; the future returned is already complete.
     ///
     /// # Example
     ///
@@ -653,13 +663,14 @@ impl ResponseBody {
     /// body.finish().await
     /// # }
     /// ```
-    pub async fn finish(mut self) -> Result<(), Error> {
-        self.stream.send_data(Bytes::new(), true)?;
-        self.ticket.end = StreamEnd::Completed;
-        Ok(())
+    pub fn finish(mut self) -> impl Future<Output = Result<(), Error>> + Send {
+        let sent = self.stream.send_data(Bytes::new(), true);
+        std::future::ready(self.completed(sent))
     }
 
-    /// Ends the response with trailers (gRPC's `grpc-status`).
+    /// Ends the response with trailers (gRPC's `grpc-status`). Like
+    /// [`Responder::send`], it hands them to h2 when called; the future
+    /// returned is already complete.
     ///
     /// # Example
     ///
@@ -668,8 +679,17 @@ impl ResponseBody {
     /// body.finish_with_trailers(http::HeaderMap::new()).await
     /// # }
     /// ```
-    pub async fn finish_with_trailers(mut self, trailers: HeaderMap) -> Result<(), Error> {
-        self.stream.send_trailers(trailers)?;
+    pub fn finish_with_trailers(
+        mut self,
+        trailers: HeaderMap,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let sent = self.stream.send_trailers(trailers);
+        std::future::ready(self.completed(sent))
+    }
+
+    /// The stream ended as the handler meant, if h2 took its end.
+    fn completed(mut self, sent: Result<(), h2::Error>) -> Result<(), Error> {
+        sent?;
         self.ticket.end = StreamEnd::Completed;
         Ok(())
     }
