@@ -326,11 +326,13 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                 let config = &self.server.config;
                 match event {
                     Event::Accepted(Some(Ok((request, respond)))) => {
-                        now.last_stream = now.last_stream.max(respond.stream_id().as_u32());
+                        // Asked once: h2 takes its connection-wide lock for it.
+                        let id = respond.stream_id().as_u32();
+                        now.last_stream = now.last_stream.max(id);
                         if now.state == State::Refusing {
-                            self.responder(respond, request.uri().path()).refuse();
+                            self.responder(respond, id, request.uri().path()).refuse();
                         } else {
-                            self.spawn_handler(request, respond);
+                            self.spawn_handler(request, respond, id);
                         }
                     }
                     Event::Accepted(Some(Err(e))) => {
@@ -496,8 +498,7 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         })
     }
 
-    fn responder(&self, respond: SendResponse<Bytes>, path: &str) -> Responder {
-        let id = respond.stream_id().as_u32();
+    fn responder(&self, respond: SendResponse<Bytes>, id: u32, path: &str) -> Responder {
         let ticket = StreamTicket::new(self.shared(), id, path);
         Responder {
             send: Some(respond),
@@ -505,9 +506,13 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         }
     }
 
-    fn spawn_handler(&self, request: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
-        let stream_id = respond.stream_id().as_u32();
-        let responder = self.responder(respond, request.uri().path());
+    fn spawn_handler(
+        &self,
+        request: http::Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+        stream_id: u32,
+    ) {
+        let responder = self.responder(respond, stream_id, request.uri().path());
         let (head, recv) = request.into_parts();
         let request = Request {
             head,

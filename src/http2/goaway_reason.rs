@@ -9,6 +9,7 @@
 //! included: the writer only reads frame headers.
 
 use std::io::{self, IoSlice};
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::task::{ready, Context, Poll};
@@ -149,8 +150,24 @@ impl<'a, IO> ReasonWriter<'a, IO> {
 
     /// After `written` bytes of `bufs` went out unchanged: where the frames
     /// stand. Headers met on the way lie whole within `bufs` (checked by
-    /// [`passthrough`](Self::passthrough) before writing).
-    fn advance(&mut self, bufs: &[&[u8]], written: usize) {
+    /// [`passthrough`](Self::passthrough) before writing, which also found
+    /// where they stand if all it allowed went out: the usual case, with no
+    /// second walk over the headers).
+    fn advance<B: Deref<Target = [u8]>>(&mut self, bufs: &[B], written: usize, pass: Passthrough) {
+        if written == pass.through {
+            self.until_boundary = pass.after;
+        } else {
+            self.walk(bufs, written);
+        }
+        if self.until_boundary == 0 && std::mem::take(&mut self.append) {
+            if let Some(text) = self.reason.text() {
+                self.owed.set(text);
+            }
+        }
+    }
+
+    /// Follows the frame headers through the first `written` bytes of `bufs`.
+    fn walk<B: Deref<Target = [u8]>>(&mut self, bufs: &[B], written: usize) {
         let mut at = 0;
         loop {
             let rest = written - at;
@@ -163,45 +180,61 @@ impl<'a, IO> ReasonWriter<'a, IO> {
             let header = read_header(bufs, at).unwrap_or([0; HEADER]);
             self.until_boundary = (HEADER + parse(&header).0) as u32;
         }
-        if self.until_boundary == 0 && std::mem::take(&mut self.append) {
-            if let Some(text) = self.reason.text() {
-                self.owed.set(text);
-            }
-        }
     }
 
     /// How many bytes of `bufs` may go out unchanged from here: up to the
     /// first header that must be rewritten or is not whole in `bufs`, and not
     /// past a GOAWAY whose debug data is due.
-    fn passthrough(&self, bufs: &[&[u8]]) -> usize {
+    fn passthrough<B: Deref<Target = [u8]>>(&self, bufs: &[B]) -> Passthrough {
         let total: usize = bufs.iter().map(|b| b.len()).sum();
         let mut at = self.until_boundary as usize;
-        if self.append || at >= total {
-            return at.min(total);
-        }
-        loop {
-            let Some(header) = read_header(bufs, at) else {
-                return at;
-            };
-            if self.rewrites(&header) {
-                return at;
+        let through = if self.append || at >= total {
+            at.min(total)
+        } else {
+            loop {
+                let Some(header) = read_header(bufs, at) else {
+                    break at;
+                };
+                if self.rewrites(&header) {
+                    break at;
+                }
+                at += HEADER + parse(&header).0;
+                if at >= total {
+                    break total;
+                }
             }
-            at += HEADER + parse(&header).0;
-            if at >= total {
-                return total;
-            }
+        };
+        Passthrough {
+            through,
+            after: (at - through) as u32,
         }
     }
 }
 
+/// What [`ReasonWriter::passthrough`] found.
+#[derive(Clone, Copy)]
+struct Passthrough {
+    /// Bytes that may go out unchanged.
+    through: usize,
+    /// Bytes of the frame in progress still to come once they all have.
+    after: u32,
+}
+
 /// The 9 bytes at `offset` of the concatenation of `bufs`, if all there.
-fn read_header(bufs: &[&[u8]], mut offset: usize) -> Option<[u8; HEADER]> {
+fn read_header<B: Deref<Target = [u8]>>(bufs: &[B], mut offset: usize) -> Option<[u8; HEADER]> {
     let mut header = [0; HEADER];
     let mut filled = 0;
     for buf in bufs {
         if offset >= buf.len() {
             offset -= buf.len();
             continue;
+        }
+        if filled == 0 {
+            // Usually the whole header lies in one chunk.
+            if let Some(whole) = buf.get(offset..offset + HEADER) {
+                header.copy_from_slice(whole);
+                return Some(header);
+            }
         }
         let take = (HEADER - filled).min(buf.len() - offset);
         header[filled..filled + take].copy_from_slice(&buf[offset..offset + take]);
@@ -297,10 +330,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         }
         if !this.owed.is_empty() && this.split_len == 0 {
             // What is owed, and what follows it, in one write.
-            let through = this.passthrough(&[buf]);
-            let n = ready!(this.poll_owed_with(cx, &buf[..through]))?;
+            let pass = this.passthrough(&[buf]);
+            let n = ready!(this.poll_owed_with(cx, &buf[..pass.through]))?;
             if n > 0 {
-                this.advance(&[buf], n);
+                this.advance(&[buf], n, pass);
                 return Poll::Ready(Ok(n));
             }
         }
@@ -308,12 +341,12 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
         if this.split_len > 0 {
             return Poll::Ready(Ok(this.take(buf)));
         }
-        let through = this.passthrough(&[buf]);
-        if through == 0 {
+        let pass = this.passthrough(&[buf]);
+        if pass.through == 0 {
             return Poll::Ready(Ok(this.take(buf)));
         }
-        let n = ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..through]))?;
-        this.advance(&[buf], n);
+        let n = ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..pass.through]))?;
+        this.advance(&[buf], n, pass);
         Poll::Ready(Ok(n))
     }
 
@@ -331,21 +364,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
                 .map_or(&[][..], |b| &b[..]);
             return Pin::new(this).poll_write(cx, first);
         }
-        // Up to h2's usual number of chunks, looked at without allocating.
-        let mut views: [&[u8]; 64] = [&[]; 64];
-        let count = bufs.len().min(views.len());
-        for (view, buf) in views.iter_mut().zip(bufs) {
-            *view = buf;
-        }
-        let views = &views[..count];
-        let total: usize = views.iter().map(|b| b.len()).sum();
-        if this.split_len == 0 && total > 0 && this.passthrough(views) == total {
-            let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, &bufs[..count]))?;
-            this.advance(views, n);
-            return Poll::Ready(Ok(n));
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if this.split_len == 0 && total > 0 {
+            let pass = this.passthrough(bufs);
+            if pass.through == total {
+                let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
+                this.advance(bufs, n, pass);
+                return Poll::Ready(Ok(n));
+            }
         }
         // A header to rewrite or split across calls: one chunk at a time.
-        let first = views.iter().find(|b| !b.is_empty()).copied().unwrap_or(&[]);
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
         Pin::new(this).poll_write(cx, first)
     }
 
