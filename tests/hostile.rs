@@ -220,6 +220,7 @@ fn hard_stop_while_waiting_for_handlers_takes_over_at_once(rt: Rt) {
     client
         .send_request(1, "GET", "/sleep/5000", &[], true)
         .unwrap();
+    sync(&mut client); // its handler has started before the reset
     client.send_rst(1, code::CANCEL).unwrap();
     let graceful = server.graceful_stop(BOUND);
     client

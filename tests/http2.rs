@@ -401,6 +401,7 @@ fn b8_hard_stop_preempts_a_drain_waiting_for_the_ack(rt: Rt) {
     client
         .send_request(1, "GET", "/sleep/5000", &[], true)
         .unwrap();
+    sync(&mut client); // stream 1 reached the server before the stop
     let graceful = server.graceful_stop(BOUND * 2);
     client.read_until(false, is_shutdown_ping).unwrap(); // no ACK: the drain is parked
     let hard = server.stop();

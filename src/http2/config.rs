@@ -86,10 +86,11 @@ impl Config {
 
     setting! {
         "winddown::http2::Config",
-        /// After the server's FIN, how long it keeps reading (and discarding)
-        /// what the client still sends, waiting for the client's own close, so
-        /// unread bytes do not turn the close into an RST that destroys
-        /// responses in flight (B4).
+        /// After the final GOAWAY, how long the server keeps reading (and
+        /// discarding) what the client still sends, waiting for the client's
+        /// own close, so unread bytes do not turn the close into an RST that
+        /// destroys responses in flight (B4). The server's FIN goes with its
+        /// close, or halfway through for a client that waits for it first.
         ///
         /// # Example
         ///

@@ -8,7 +8,8 @@
 //!   Draining  ──ping_ack_timeout──> Refusing: new streams get REFUSED_STREAM;
 //!             once no stream is left: GOAWAY(last=N) and close
 //!   any state ──hard stop──> GOAWAY(last=N, CANCEL), flush (bounded), close
-//!   then: FIN, read and discard until the client's EOF (bounded by linger)
+//!   then: read and discard until the client's EOF (bounded by linger; FIN
+//!         halfway if the client waits for it), close
 //! ```
 
 use std::future::{poll_fn, Future};
@@ -131,26 +132,36 @@ where
         if linger && !session.stop().is_fired() {
             // Read and discard until the client's EOF, so unread bytes in our
             // receive buffer do not turn the close into an RST that destroys
-            // responses still in flight.
-            let discard = async {
+            // responses still in flight. Clients close on the final GOAWAY,
+            // so the FIN normally goes with the close (as grpc-go does); one
+            // that waits for the server's FIN first gets it halfway through.
+            let runtime = &session.server.runtime;
+            let lingering = async {
                 // On the heap, and only while lingering: inline, it would sit in
                 // every connection's future for its whole life.
                 let mut buf = vec![0u8; 4096];
-                while let Ok(1..) = io.read(&mut buf).await {}
+                let half = config.linger / 2;
+                if within(runtime, half, discard(&mut io, &mut buf))
+                    .await
+                    .is_none()
+                {
+                    let _ = io.shutdown().await;
+                    within(runtime, config.linger - half, discard(&mut io, &mut buf)).await;
+                }
             };
             let cut = async { session.stop().wait().await };
             // Boxed, like the buffer: only a closing connection pays for it.
-            let lingering = within(
-                &session.server.runtime,
-                config.linger,
-                future::or(discard, cut),
-            );
-            let _ = Box::pin(lingering).await;
+            let _ = Box::pin(future::or(lingering, cut)).await;
         }
         // The socket closes before the registry entry goes.
         drop(io);
         drop(session);
     }
+}
+
+/// Reads and drops what the client still sends, until its EOF (or an error).
+async fn discard<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut [u8]) {
+    while let Ok(1..) = io.read(buf).await {}
 }
 
 /// How the drive loop ended, when what is left is a last await.

@@ -392,10 +392,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ReasonWriter<'_, IO> {
     }
 
     /// Flushes, but leaves the socket open for writing: h2 calls this once it
-    /// has closed the connection, and the serve task closes the socket right
-    /// after (after the linger for the client's EOF, as grpc-go does), which
-    /// sends the FIN anyway. A `shutdown` system call first would be one more
-    /// per drained connection.
+    /// has closed the connection, and the serve task then lingers for the
+    /// client's EOF and closes the socket, which sends the FIN (as grpc-go
+    /// does; a client that waits for the FIN first gets it during the linger).
+    /// A `shutdown` system call here would be one more per drained connection.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_flush(cx)
     }

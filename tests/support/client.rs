@@ -122,6 +122,19 @@ pub fn assert_closed_by_server(socket: &mut TcpStream) {
     }
 }
 
+/// Sends a PING and reads until its ACK: the server has then read every frame
+/// sent before it (TCP keeps order, and h2 handles frames in order), so a
+/// request sent before is known to the server, not still in its socket.
+pub fn sync(client: &mut FrameClient) {
+    client.send_ping(*b"in sync!").unwrap();
+    client
+        .read_until(
+            false,
+            |f| matches!(f, Frame::Ping { ack: true, payload } if payload == b"in sync!"),
+        )
+        .unwrap();
+}
+
 /// A client whose stream 1 (`GET path`) has started streaming its response.
 pub fn streaming(server: &TestServer, path: &str) -> FrameClient {
     let mut client = connect(server);
