@@ -247,3 +247,75 @@ fn hard_stop_while_waiting_for_handlers_takes_over_at_once(rt: Rt) {
     assert_eq!(hard.held.as_ref().map(|h| h.handlers), Some(1), "{hard:#}");
     assert_eq!(graceful.report().total, hard.total);
 }
+
+/// A transport whose shutdown never completes (TLS whose close_notify cannot
+/// be written to a client that stopped reading, say): its linger, FIN
+/// included, is still bounded, so a stop without a deadline ends.
+#[test]
+fn a_transport_whose_shutdown_never_ends_is_still_bounded_by_the_linger() {
+    use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    struct StuckShutdown(::tokio::net::TcpStream);
+    impl AsyncRead for StuckShutdown {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+    impl AsyncWrite for StuckShutdown {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    let rt = server::tokio_runtime();
+    let shutdown = winddown::Shutdown::new();
+    let runtime = winddown_tokio::TokioRuntime::with_handle(rt.handle().clone());
+    let handler = |_: winddown::http2::Request, responder: winddown::http2::Responder| async move {
+        let _ = responder.send(http::Response::new(()), "hi").await;
+    };
+    let server = winddown::http2::Server::new(&shutdown, runtime, test_config(), handler);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = FrameClient::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    let io = {
+        let _entered = rt.enter();
+        StuckShutdown(::tokio::net::TcpStream::from_std(accepted).unwrap())
+    };
+    server.spawn_connection(io, Some(peer));
+    client.handshake().unwrap();
+    sync(&mut client); // the connection is being served
+
+    let stopping = {
+        let shutdown = shutdown.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(rt.block_on(shutdown.graceful_stop()));
+        });
+        rx
+    };
+    // ACKs the PING, reads the final GOAWAY, never closes its side.
+    let (frames, close) = client.collect_until_close(true).unwrap();
+    assert_eq!(goaways(&frames).last(), Some(&(0, code::NO_ERROR)));
+    assert_ne!(close, Close::TimedOut);
+    let report = stopping
+        .recv_timeout(BOUND)
+        .expect("a stop without a deadline ended: the linger is bounded");
+    assert_eq!(report.outcome, Outcome::Graceful);
+}

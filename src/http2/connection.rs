@@ -150,8 +150,11 @@ where
                 }
             };
             let cut = async { session.stop().wait().await };
-            // Boxed, like the buffer: only a closing connection pays for it.
-            let _ = Box::pin(future::or(lingering, cut)).await;
+            // Bounded as a whole, the FIN's shutdown included (a transport
+            // whose shutdown must write, such as TLS, cannot hold it); boxed,
+            // like the buffer: only a closing connection pays for it.
+            let lingering = within(runtime, config.linger, future::or(lingering, cut));
+            let _ = Box::pin(lingering).await;
         }
         // The socket closes before the registry entry goes.
         drop(io);
