@@ -221,14 +221,14 @@ struct Phase<R: Runtime> {
     state: State,
     /// The highest stream id seen: the final GOAWAY's last-stream-id.
     last_stream: u32,
-    /// The PING's ACK is due (draining).
-    ack_deadline: Timer<R>,
-    /// Max age (gRPC A9).
-    age: Timer<R>,
-    /// The next check for max idle.
-    idle: Timer<R>,
-    /// Streams may run this long after a max-age drain.
-    age_grace: Timer<R>,
+    /// Whether max age has passed: `age_or_grace` then holds the grace.
+    aged: bool,
+    /// Max age (gRPC A9), then the grace its streams get after that drain.
+    age_or_grace: Timer<R>,
+    /// While serving, the next max-idle check; once draining, the PING ACK's
+    /// deadline. (Two timers never armed at once share a slot: every idle
+    /// connection keeps these.)
+    idle_or_ack: Timer<R>,
 }
 
 /// An optional timer on the server's runtime.
@@ -279,11 +279,10 @@ impl<R: Runtime, H: Handler> Session<R, H> {
             let mut now = Phase::<R> {
                 state: State::Serving,
                 last_stream: 0,
-                ack_deadline: None,
+                aged: false,
                 // gRPC A9: this connection's own lifecycle.
-                age: config.jittered_age().and_then(|d| self.timer(d)),
-                idle: config.max_connection_idle.and_then(|d| self.timer(d)),
-                age_grace: None,
+                age_or_grace: config.jittered_age().and_then(|d| self.timer(d)),
+                idle_or_ack: config.max_connection_idle.and_then(|d| self.timer(d)),
             };
             // One wait for the stop signals, kept across turns of the loop (made
             // afresh for every stream, it would register and remove a listener
@@ -320,16 +319,19 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             .shared
                             .get()
                             .is_some_and(|shared| shared.drain.is_fired());
-                        Poll::Ready(if poll_timer(&mut now.ack_deadline, cx) {
+                        // Each timer is polled only when its readiness is acted
+                        // on (a fired timer may not fire again).
+                        let serving = now.state == State::Serving;
+                        Poll::Ready(if !serving && poll_timer(&mut now.idle_or_ack, cx) {
                             Event::AckTimeout
-                        } else if now.state == State::Serving && own_drain {
+                        } else if serving && own_drain {
                             // This connection's own drain (max age or idle).
                             Event::Drain
-                        } else if poll_timer(&mut now.age, cx) {
+                        } else if !now.aged && poll_timer(&mut now.age_or_grace, cx) {
                             Event::MaxAge
-                        } else if poll_timer(&mut now.idle, cx) {
+                        } else if serving && poll_timer(&mut now.idle_or_ack, cx) {
                             Event::IdleCheck
-                        } else if poll_timer(&mut now.age_grace, cx) {
+                        } else if now.aged && poll_timer(&mut now.age_or_grace, cx) {
                             Event::AgeGraceOver
                         } else {
                             return Poll::Pending;
@@ -364,8 +366,12 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         self.reason.set(DrainReason::GRACEFUL_STOP);
                         h2.graceful_shutdown();
                         now.state = State::Draining;
-                        now.ack_deadline = self.timer(config.ping_ack_timeout);
-                        (now.age, now.idle) = (None, None);
+                        // The idle check gives way to the ACK's deadline; max
+                        // age ends here, its grace (if running) goes on.
+                        now.idle_or_ack = self.timer(config.ping_ack_timeout);
+                        if !now.aged {
+                            now.age_or_grace = None;
+                        }
                     }
                     Event::MaxAge => {
                         // The same two-phase GOAWAY as a full stop, for this
@@ -373,22 +379,23 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         log::info!("{}: draining: max_age", self.who());
                         self.reason.set(DrainReason::MAX_AGE);
                         self.drain().fire();
-                        now.age = None;
-                        now.age_grace = config.max_connection_age_grace.and_then(|d| self.timer(d));
+                        now.aged = true;
+                        now.age_or_grace =
+                            config.max_connection_age_grace.and_then(|d| self.timer(d));
                     }
                     Event::IdleCheck => match (self.conn.idle_for(), config.max_connection_idle) {
                         (Some(idle_for), Some(max)) if idle_for >= max => {
                             log::info!("{}: draining: max_idle", self.who());
                             self.reason.set(DrainReason::MAX_IDLE);
                             self.drain().fire();
-                            now.idle = None;
+                            now.idle_or_ack = None;
                         }
                         // Not idle long enough yet: check again when it could be.
                         (idle_for, Some(max)) => {
                             let wait = max.saturating_sub(idle_for.unwrap_or_default());
-                            now.idle = self.timer(wait.max(max / 64));
+                            now.idle_or_ack = self.timer(wait.max(max / 64));
                         }
-                        (_, None) => now.idle = None,
+                        (_, None) => now.idle_or_ack = None,
                     },
                     Event::AgeGraceOver => {
                         log::warn!(
@@ -408,7 +415,7 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             config.ping_ack_timeout
                         );
                         now.state = State::Refusing;
-                        now.ack_deadline = None;
+                        now.idle_or_ack = None;
                     }
                     Event::Idle => {
                         // As if the ACK had come: the final GOAWAY carries the last
