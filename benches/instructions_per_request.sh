@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Instructions per request, for A/B comparisons of server builds: unlike
+# requests/s or CPU time, an instruction count does not move with the load of
+# a shared machine.
+#
+#   bash benches/instructions_per_request.sh RUNTIME BINARY...
+#     RUNTIME   smol or tokio (passed as --runtime)
+#     BINARY    echo_server builds (or bare_h2), each started with
+#               --runtime RUNTIME --listen 127.0.0.1:0
+#
+# Each binary runs twice under `valgrind --tool=callgrind`: h2load -c 16 -m 32
+# POSTs of 64 bytes to /echo, IR_LOW (default 4,000) requests in one run and
+# IR_HIGH (24,000) in the other; (Ir of the second − Ir of the first) /
+# (IR_HIGH − IR_LOW) is the cost of one request, start-up and teardown
+# cancelled out. The callgrind files stay in IR_OUT (default target/ir) for
+# `callgrind_annotate` (function by function: compare two builds there).
+# Needs h2load and valgrind (installed with apt when missing).
+set -euo pipefail
+rt=${1:?usage: instructions_per_request.sh smol|tokio BINARY...}
+shift
+(($# > 0)) || { echo "usage: instructions_per_request.sh smol|tokio BINARY..." >&2; exit 2; }
+low=${IR_LOW:-4000} high=${IR_HIGH:-24000} out=${IR_OUT:-target/ir}
+mkdir -p "$out"
+command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+head -c 64 /dev/zero >"$out/body"
+pid=
+trap '[[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true' EXIT
+
+# Prints the instructions of one run of $1 serving $2 requests.
+run() {
+  local bin=$1 n=$2 file="$out/$(basename "$1").$2.callgrind"
+  valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --runtime "$rt" --listen 127.0.0.1:0 \
+    >"$out/server.out" 2>"$out/server.err" &
+  pid=$!
+  local addr=
+  for _ in $(seq 300); do
+    addr=$(sed -n 's/^listening on //p' "$out/server.out")
+    [[ -n $addr ]] && break
+    sleep 0.1
+  done
+  [[ -n $addr ]] || { echo "$bin did not start" >&2; exit 1; }
+  h2load -c 16 -m 32 -n "$n" -d "$out/body" "http://$addr/echo" | grep -q "$n succeeded" ||
+    { echo "h2load against $bin failed" >&2; exit 1; }
+  kill -TERM "$pid"
+  wait "$pid" || true
+  pid=
+  sed -n 's/^summary: //p' "$file"
+}
+
+for bin in "$@"; do
+  a=$(run "$bin" "$low")
+  b=$(run "$bin" "$high")
+  printf '%-40s %8.0f instructions per request\n' "$bin" "$(((b - a) / (high - low)))"
+done
