@@ -64,6 +64,17 @@ def wait_line(proc, pattern, timeout):
     return None
 
 
+def peak_of(path):
+    """The largest heap of any snapshot in a massif file."""
+    best = heap = 0
+    for line in open(path):
+        if line.startswith("mem_heap_B="):
+            heap = int(line.split("=")[1])
+        elif line.startswith("mem_heap_extra_B="):
+            best = max(best, heap + int(line.split("=")[1]))
+    return best
+
+
 def heap_of(path):
     """Heap of a one-snapshot massif file, malloc's own overhead included."""
     heap = extra = None
@@ -80,6 +91,9 @@ def heap_of(path):
 def run(kind, runtime, conns):
     tag = f"{kind}-{runtime}-c{conns}"
     massif = os.path.join(out, f"{tag}.massif")
+    for stale in (massif, massif + ".idle"):
+        if os.path.exists(stale):
+            os.remove(stale)
     prog = [ECHO, "--runtime", runtime, "--listen", "127.0.0.1:0", "--grace", "5s"] if kind == "echo" \
         else [BARE, "--runtime", runtime, "--listen", "127.0.0.1:0"]
     srv = subprocess.Popen(["valgrind", "--tool=massif", "--vgdb=yes", f"--massif-out-file={massif}",
@@ -97,11 +111,19 @@ def run(kind, runtime, conns):
             raise RuntimeError("lean_client did not get ready")
         time.sleep(2.0)  # the last SETTINGS ACKs processed under valgrind's slowdown
         # A snapshot now, with every connection idle: the peak would catch the
-        # connect storm's transient allocations (handshakes in flight).
-        snap = subprocess.run(["vgdb", f"--pid={srv.pid}", "snapshot", massif + ".idle"],
-                              capture_output=True, text=True, timeout=120)
-        if snap.returncode != 0 or not os.path.exists(massif + ".idle"):
-            raise RuntimeError(f"vgdb snapshot failed: {snap.stdout} {snap.stderr}")
+        # connect storm's transient allocations (handshakes in flight). vgdb
+        # interrupts the idle server with ptrace; where that is not allowed
+        # (some containers), the figure falls back to the peak, marked so.
+        try:
+            snap = subprocess.run(["vgdb", f"--pid={srv.pid}", "snapshot", massif + ".idle"],
+                                  capture_output=True, text=True, timeout=60)
+            snapped = snap.returncode == 0 and os.path.exists(massif + ".idle")
+        except subprocess.TimeoutExpired:
+            snapped = False
+        if not snapped:
+            print(f"  {tag}: vgdb could not take a snapshot (ptrace not allowed?): using the peak",
+                  file=sys.stderr, flush=True)
+            used_peak.append(tag)
     finally:
         if cli:
             cli.kill()
@@ -112,11 +134,12 @@ def run(kind, runtime, conns):
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait()
-    return heap_of(massif + ".idle")
+    return heap_of(massif + ".idle") if os.path.exists(massif + ".idle") else peak_of(massif)
 
 
 rows = []
 failed = 0
+used_peak = []
 for runtime in runtimes:
     for kind in ("bare", "echo"):
         try:
@@ -138,6 +161,9 @@ for runtime in runtimes:
         diff = per["echo"] - per["bare"]
         verdict = "**met**" if diff < 256 else "**missed**"
         lines.append(f"| {runtime} | {per['bare']:,.0f} B | {per['echo']:,.0f} B | {diff:,.0f} B | {verdict} |")
+if used_peak:
+    lines.append("")
+    lines.append(f"(peak heap, not an idle snapshot, for: {', '.join(used_peak)}: it includes handshakes in flight)")
 text = "\n".join(lines)
 open(os.path.join(out, "summary.md"), "w").write(text + "\n")
 print(text)

@@ -21,17 +21,26 @@ shift
 (($# > 0)) || { echo "usage: instructions_per_request.sh smol|tokio BINARY..." >&2; exit 2; }
 low=${IR_LOW:-4000} high=${IR_HIGH:-24000} out=${IR_OUT:-target/ir}
 mkdir -p "$out"
-command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
+missing=()
+command -v valgrind >/dev/null || missing+=(valgrind)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+if ((${#missing[@]})); then
+  apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 head -c 64 /dev/zero >"$out/body"
-pid=
-trap '[[ -z $pid ]] || kill -KILL "$pid" 2>/dev/null || true' EXIT
+# `run` is called in a command substitution (a subshell): the server's pid goes
+# through a file, so the trap here can still kill it if anything fails.
+pidfile="$out/server.pid"
+rm -f "$pidfile"
+trap '[[ ! -s $pidfile ]] || kill -KILL "$(cat "$pidfile")" 2>/dev/null || true' EXIT
 
 # Prints the instructions of one run of $1 serving $2 requests.
 run() {
-  local bin=$1 n=$2 file="$out/$(basename "$1").$2.callgrind"
+  local bin=$1 n=$2 file="$out/$(basename "$1").$2.callgrind" pid
   valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --runtime "$rt" --listen 127.0.0.1:0 \
     >"$out/server.out" 2>"$out/server.err" &
   pid=$!
+  echo "$pid" >"$pidfile"
   local addr=
   for _ in $(seq 300); do
     addr=$(sed -n 's/^listening on //p' "$out/server.out")
@@ -39,11 +48,12 @@ run() {
     sleep 0.1
   done
   [[ -n $addr ]] || { echo "$bin did not start" >&2; exit 1; }
-  h2load -c 16 -m 32 -n "$n" -d "$out/body" "http://$addr/echo" | grep -q "$n succeeded" ||
-    { echo "h2load against $bin failed" >&2; exit 1; }
+  h2load -c 16 -m 32 -n "$n" -d "$out/body" "http://$addr/echo" >"$out/h2load.out" 2>&1 || true
+  grep -q "$n succeeded" "$out/h2load.out" ||
+    { echo "h2load against $bin failed: $(tail -n 3 "$out/h2load.out")" >&2; exit 1; }
   kill -TERM "$pid"
   wait "$pid" || true
-  pid=
+  rm -f "$pidfile"
   sed -n 's/^summary: //p' "$file"
 }
 

@@ -22,6 +22,7 @@ on_every_runtime!(
     handlers_see_their_connection_drain_at_max_age,
     max_idle_drains_idle_connections_but_not_busy_ones,
     lame_duck_keeps_serving_but_reports_not_ready,
+    the_ack_deadline_holds_with_idle_and_age_timers_armed,
 );
 
 const SHORT: Duration = Duration::from_millis(200);
@@ -153,4 +154,28 @@ fn lame_duck_keeps_serving_but_reports_not_ready(rt: Rt) {
     let report = stopping.report();
     assert_eq!(report.outcome, Outcome::Graceful);
     assert_eq!(report.phases[0].0, Phase::LameDuck);
+}
+
+/// The PING's ACK deadline takes the slot the idle check held (they share
+/// one): with max idle and max age armed, a client that never ACKs still gets
+/// the final GOAWAY once the ACK is overdue, and the stop stays graceful
+/// (without the deadline it would wait until the stop's own deadline forced it).
+fn the_ack_deadline_holds_with_idle_and_age_timers_armed(rt: Rt) {
+    let long = BOUND * 6; // neither fires during the test
+    let config = test_config()
+        .max_connection_idle(long)
+        .max_connection_age(long);
+    let server = TestServer::start(rt, config);
+    let mut client = connect(&server);
+    let stopping = server.graceful_stop(BOUND * 3);
+    // Never ACKs the PING.
+    let (frames, close) = client.collect_until_close(false).unwrap();
+    assert_eq!(
+        goaways(&frames),
+        [(MAX_STREAM_ID, code::NO_ERROR), (0, code::NO_ERROR)],
+        "{}",
+        frames::describe(&frames)
+    );
+    assert_eq!(close, Close::Fin);
+    assert_eq!(stopping.report().outcome, Outcome::Graceful);
 }
