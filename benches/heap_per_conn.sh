@@ -64,28 +64,18 @@ def wait_line(proc, pattern, timeout):
     return None
 
 
-def peak_of(path):
-    """The largest heap of any snapshot in a massif file."""
-    best = heap = 0
+def largest_heap(path):
+    """The largest heap (malloc's overhead included) of the snapshots in a
+    massif file: the one snapshot of a vgdb snapshot file, or the peak."""
+    best = heap = None
     for line in open(path):
         if line.startswith("mem_heap_B="):
             heap = int(line.split("=")[1])
-        elif line.startswith("mem_heap_extra_B="):
-            best = max(best, heap + int(line.split("=")[1]))
-    return best
-
-
-def heap_of(path):
-    """Heap of a one-snapshot massif file, malloc's own overhead included."""
-    heap = extra = None
-    for line in open(path):
-        if line.startswith("mem_heap_B="):
-            heap = int(line.split("=")[1])
-        elif line.startswith("mem_heap_extra_B="):
-            extra = int(line.split("=")[1])
-    if heap is None or extra is None:
+        elif line.startswith("mem_heap_extra_B=") and heap is not None:
+            best = max(best or 0, heap + int(line.split("=")[1]))
+    if best is None:
         raise RuntimeError(f"no heap figure in {path}")
-    return heap + extra
+    return best
 
 
 def run(kind, runtime, conns):
@@ -134,7 +124,7 @@ def run(kind, runtime, conns):
         except subprocess.TimeoutExpired:
             srv.kill()
             srv.wait()
-    return heap_of(massif + ".idle") if os.path.exists(massif + ".idle") else peak_of(massif)
+    return largest_heap(massif + ".idle" if os.path.exists(massif + ".idle") else massif)
 
 
 rows = []
