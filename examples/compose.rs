@@ -52,7 +52,7 @@ fn connection(shutdown: &Shutdown, port: u16, work: Duration, ignores_drain: boo
     let drain = shutdown.drain_token().child();
     let stop = shutdown.stop_token();
     let stats = shutdown.clone();
-    conn.stream_opened(1, "/work");
+    let stream = conn.stream_opened(1, "/work");
     thread::spawn(move || {
         let _task = task;
         if ignores_drain {
@@ -63,7 +63,7 @@ fn connection(shutdown: &Shutdown, port: u16, work: Duration, ignores_drain: boo
             thread::sleep(work); // stands for the in-flight stream finishing
             stats.stats().stream_completed();
         }
-        conn.stream_closed(1);
+        conn.stream_closed(stream);
         drop(conn);
     });
 }

@@ -4,7 +4,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use crate::Registered;
 /// ```
 /// let shutdown = winddown::Shutdown::new();
 /// let conn = shutdown.connection(Some("127.0.0.1:5000".parse().unwrap()));
-/// conn.stream_opened(1, "/echo");
+/// let _stream = conn.stream_opened(1, "/echo");
 /// assert_eq!(conn.open_streams(), 1);
 /// assert_eq!(conn.streams()[0].path, "/echo");
 /// assert_eq!(conn.peer().unwrap().port(), 5000);
@@ -30,15 +29,15 @@ use crate::Registered;
 #[derive(Debug)]
 pub struct ConnInfo {
     peer: Option<SocketAddr>,
-    open_streams: AtomicUsize,
-    /// Open streams, for the straggler list, and since when none has been
-    /// open (for max idle). A short lock, never held across user code; the
-    /// list is empty (and unallocated) on an idle connection.
+    /// Open streams, for the straggler list and the gauge, and since when
+    /// none has been open (for max idle). A short lock, never held across
+    /// user code; the table is empty (and unallocated) on an idle connection.
     streams: Mutex<Streams>,
 }
 
-/// How many open-stream slots an idle connection keeps allocated.
-const IDLE_CAPACITY: usize = 4;
+/// How many open-stream slots an idle connection may keep allocated (about
+/// 90 bytes each); a larger table is freed when the connection goes idle.
+const IDLE_CAPACITY: usize = 64;
 
 /// A stream's path as the straggler list shows it, kept inline (no
 /// allocation per stream): up to [`StreamPath::CAPACITY`] bytes, longer paths
@@ -86,13 +85,138 @@ impl std::fmt::Display for StreamPath {
     }
 }
 
+/// A connection's open streams: a table of slots, each stream's slot named by
+/// the [`OpenStream`] its opening returned, so closing one touches that slot
+/// alone. (A list searched by id read every open stream's record on each
+/// close, records the opening thread had just written: under load, the
+/// connection's and the handlers' threads traded those cache lines on every
+/// request.)
 #[derive(Debug)]
 struct Streams {
-    open: Vec<(u32, StreamPath, Instant)>,
+    slots: Vec<Slot>,
+    /// The first free slot, [`NO_SLOT`] if none: free slots form a stack
+    /// through [`Slot::Free`], so the table stays as small as the most streams
+    /// open at once.
+    free: u32,
+    /// Streams open (the gauge).
+    open: u32,
+    /// Set once the connection was forced closed: its open streams were
+    /// counted as cut, and closing one later must not count it again.
+    sealed: bool,
     /// When the last stream closed (or the connection opened), on
     /// [`monotonic_nanos`]'s clock: 8 bytes where an `Instant` takes 16, in
     /// a record every connection keeps.
     idle_since: u64,
+}
+
+/// No slot: the end of the free stack.
+const NO_SLOT: u32 = u32::MAX;
+
+#[derive(Debug)]
+enum Slot {
+    Open {
+        id: u32,
+        path: StreamPath,
+        since: Instant,
+    },
+    /// Free, with the next free slot.
+    Free(u32),
+}
+
+impl Streams {
+    fn idle_since(now: u64) -> Self {
+        Self {
+            slots: Vec::new(),
+            free: NO_SLOT,
+            open: 0,
+            sealed: false,
+            idle_since: now,
+        }
+    }
+
+    fn open(&mut self, slot: Slot) -> u32 {
+        self.open += 1;
+        match self.free {
+            NO_SLOT => {
+                self.slots.push(slot);
+                // At most `u32::MAX` streams are open at once: HTTP/2's ids
+                // are 31-bit, and no server allows that many.
+                u32::try_from(self.slots.len() - 1).unwrap_or(NO_SLOT)
+            }
+            free => {
+                let at = free as usize;
+                if let Some(Slot::Free(next)) = self.slots.get(at) {
+                    self.free = *next;
+                }
+                self.slots[at] = slot;
+                free
+            }
+        }
+    }
+
+    /// Frees `stream`'s slot; whether it was open.
+    fn close(&mut self, stream: OpenStream) -> bool {
+        let at = stream.slot as usize;
+        match self.slots.get(at) {
+            Some(Slot::Open { id, .. }) if *id == stream.id => {}
+            _ => return false,
+        }
+        self.open -= 1;
+        if self.open == 0 {
+            // Every slot is free: start over. The table keeps its room for
+            // the next busy period, as h2's own stream store does (a few
+            // hundred bytes a stream, never given back), unless it is large:
+            // then it is freed. (Shrinking to a few slots and doubling back
+            // on every busy period cost a client with 32 streams in flight
+            // 150 instructions per request; freeing it and allocating it
+            // again, 170.)
+            self.slots.clear();
+            if self.slots.capacity() > IDLE_CAPACITY {
+                self.slots = Vec::new();
+            }
+            self.free = NO_SLOT;
+        } else {
+            self.slots[at] = Slot::Free(self.free);
+            self.free = stream.slot;
+        }
+        true
+    }
+}
+
+/// An open stream of a [`ConnInfo`], as [`ConnInfo::stream_opened`] returned
+/// it: hand it to [`ConnInfo::stream_closed`] when the stream ends.
+///
+/// # Example
+///
+/// ```
+/// let shutdown = winddown::Shutdown::new();
+/// let conn = shutdown.connection(None);
+/// let stream: winddown::OpenStream = conn.stream_opened(1, "/echo");
+/// assert_eq!(stream.id(), 1);
+/// assert!(conn.stream_closed(stream));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "the stream stays listed as open until it is passed to `stream_closed`"]
+pub struct OpenStream {
+    slot: u32,
+    id: u32,
+}
+
+impl OpenStream {
+    /// The stream's id, as given to [`ConnInfo::stream_opened`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// let stream = conn.stream_opened(7, "/");
+    /// assert_eq!(stream.id(), 7);
+    /// # let _ = conn.stream_closed(stream);
+    /// ```
+    pub fn id(&self) -> u32 {
+        self.id
+    }
 }
 
 /// Nanoseconds since the first call, on the monotonic clock (584 years fit).
@@ -124,26 +248,33 @@ impl ConnInfo {
     /// assert_eq!(shutdown.connection(None).open_streams(), 0);
     /// ```
     pub fn open_streams(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed) & !SEALED
+        self.lock_streams().open as usize
     }
 
-    /// Records that stream `id` (for `path`) opened.
+    /// Records that stream `id` (for `path`) opened; pass what it returns to
+    /// [`stream_closed`](ConnInfo::stream_closed) when the stream ends. Ids
+    /// should be unique among a connection's open streams (HTTP/2's are).
     ///
     /// # Example
     ///
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened(1, "/echo");
-    /// conn.stream_closed(1);
+    /// let stream = conn.stream_opened(1, "/echo");
+    /// assert_eq!(conn.open_streams(), 1);
+    /// conn.stream_closed(stream);
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
-    pub fn stream_opened(&self, id: u32, path: &str) {
-        self.open_streams.fetch_add(1, Ordering::Relaxed);
+    pub fn stream_opened(&self, id: u32, path: &str) -> OpenStream {
         // Made before the lock is taken: the handlers closing streams on
-        // other threads wait for it only as long as a push takes.
-        let entry = (id, StreamPath::new(path), Instant::now());
-        self.lock_streams().open.push(entry);
+        // other threads wait for it only as long as storing it takes.
+        let record = Slot::Open {
+            id,
+            path: StreamPath::new(path),
+            since: Instant::now(),
+        };
+        let slot = self.lock_streams().open(record);
+        OpenStream { slot, id }
     }
 
     /// The open streams, oldest first: id, path and age.
@@ -153,13 +284,21 @@ impl ConnInfo {
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened(3, "/slow");
+    /// let _stream = conn.stream_opened(3, "/slow");
     /// let streams = conn.streams();
     /// assert_eq!((streams[0].id, streams[0].path.as_str()), (3, "/slow"));
     /// ```
     pub fn streams(&self) -> Vec<HeldStream> {
-        let mut open: Vec<_> = self.lock_streams().open.clone();
-        // Kept unordered (closing is a swap-remove); sorted here, where it is rare.
+        let mut open: Vec<(u32, StreamPath, Instant)> = self
+            .lock_streams()
+            .slots
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Open { id, path, since } => Some((*id, *path, *since)),
+                Slot::Free(_) => None,
+            })
+            .collect();
+        // Slots are reused in any order; sorted here, where it is rare.
         open.sort_by_key(|(_, _, since)| *since);
         open.iter()
             .map(|(id, path, since)| HeldStream {
@@ -171,53 +310,40 @@ impl ConnInfo {
     }
 
     /// How long no stream has been open, or `None` while one is.
-    #[cfg(feature = "http2")]
     pub(crate) fn idle_for(&self) -> Option<Duration> {
         let streams = self.lock_streams();
-        streams
-            .open
-            .is_empty()
+        (streams.open == 0)
             .then(|| Duration::from_nanos(monotonic_nanos().saturating_sub(streams.idle_since)))
     }
 
     fn lock_streams(&self) -> std::sync::MutexGuard<'_, Streams> {
-        // Nothing panics while holding it; a poisoned list is still a list.
+        // Nothing panics while holding it; a poisoned table is still a table.
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records that stream `id` closed. Returns `false` if the connection was
+    /// Records that `stream` closed. Returns `false` if the connection was
     /// already [sealed](ConnInfo::seal) (its open streams were counted as cut
-    /// when it was forced closed), so the caller must not count it again.
+    /// when it was forced closed), or if `stream` was closed before, so the
+    /// caller counts each stream once.
     ///
     /// # Example
     ///
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened(1, "/");
-    /// assert!(conn.stream_closed(1));
+    /// let stream = conn.stream_opened(1, "/");
+    /// assert!(conn.stream_closed(stream));
+    /// assert!(!conn.stream_closed(stream), "closed already");
     /// ```
-    pub fn stream_closed(&self, id: u32) -> bool {
-        {
-            let mut streams = self.lock_streams();
-            if let Some(at) = streams.open.iter().position(|(open, _, _)| *open == id) {
-                streams.open.swap_remove(at);
-            }
-            if streams.open.is_empty() {
-                streams.idle_since = monotonic_nanos();
-                // An idle connection keeps room for a few streams, not for
-                // the most it ever had open at once.
-                if streams.open.capacity() > IDLE_CAPACITY {
-                    streams.open.shrink_to(IDLE_CAPACITY);
-                }
-            }
+    pub fn stream_closed(&self, stream: OpenStream) -> bool {
+        let mut streams = self.lock_streams();
+        if streams.sealed || !streams.close(stream) {
+            return false;
         }
-        self.open_streams
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                // Saturating, so a caller's bookkeeping slip cannot wrap the gauge.
-                (n & SEALED == 0).then(|| n.saturating_sub(1))
-            })
-            .is_ok()
+        if streams.open == 0 {
+            streams.idle_since = monotonic_nanos();
+        }
+        true
     }
 
     /// Seals the gauge when the connection is forced closed: returns the
@@ -230,19 +356,23 @@ impl ConnInfo {
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
-    /// conn.stream_opened(1, "/");
+    /// let stream = conn.stream_opened(1, "/");
     /// assert_eq!(conn.seal(), 1);
-    /// assert!(!conn.stream_closed(1)); // already counted by the seal
+    /// assert!(!conn.stream_closed(stream));
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
     pub fn seal(&self) -> usize {
-        self.lock_streams().open.clear();
-        self.open_streams.swap(SEALED, Ordering::AcqRel) & !SEALED
+        let mut streams = self.lock_streams();
+        if std::mem::replace(&mut streams.sealed, true) {
+            return 0;
+        }
+        let cut = streams.open as usize;
+        streams.open = 0;
+        streams.slots = Vec::new();
+        streams.free = NO_SLOT;
+        cut
     }
 }
-
-/// The top bit of `open_streams`: set once the connection is forced closed.
-const SEALED: usize = 1 << (usize::BITS - 1);
 
 /// A live connection registered with a [`Shutdown`](crate::Shutdown); dropping
 /// it removes the connection, wakes the stop, and counts the connection as
@@ -277,11 +407,7 @@ impl ConnectionGuard {
     pub(crate) fn new(core: Arc<Core>, peer: Option<SocketAddr>) -> Self {
         let entry = core.connections.insert(ConnInfo {
             peer,
-            open_streams: AtomicUsize::new(0),
-            streams: Mutex::new(Streams {
-                open: Vec::new(),
-                idle_since: monotonic_nanos(),
-            }),
+            streams: Mutex::new(Streams::idle_since(monotonic_nanos())),
         });
         Self { entry, core }
     }
@@ -308,7 +434,7 @@ impl ConnectionGuard {
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(None);
     /// let info = conn.info();
-    /// info.stream_opened(1, "/");
+    /// let _stream = info.stream_opened(1, "/");
     /// assert_eq!(conn.open_streams(), 1);
     /// ```
     pub fn info(&self) -> crate::Entry<ConnInfo> {
@@ -342,6 +468,77 @@ impl fmt::Debug for ConnectionGuard {
 }
 
 #[cfg(all(test, not(winddown_loom)))]
+mod stream_table_tests {
+    use super::OpenStream;
+
+    /// Opens and closes streams in a pseudo-random order against a model (the
+    /// set of open ids): the gauge, the listing and every close's answer
+    /// agree with it, slots are reused, and a stale or repeated close is
+    /// refused.
+    #[test]
+    fn the_table_agrees_with_a_model_of_open_streams() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let mut open: Vec<OpenStream> = Vec::new();
+        let mut closed: Vec<OpenStream> = Vec::new();
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next_id = 1;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if open.is_empty() || (seed % 5 < 3 && open.len() < 40) {
+                open.push(conn.stream_opened(next_id, "/model"));
+                next_id += 2;
+            } else if seed % 11 == 0 && !closed.is_empty() {
+                let stale = closed[(seed as usize / 11) % closed.len()];
+                assert!(!conn.stream_closed(stale), "closed twice: {stale:?}");
+            } else {
+                let stream = open.swap_remove((seed as usize / 5) % open.len());
+                assert!(conn.stream_closed(stream));
+                closed.push(stream);
+            }
+            assert_eq!(conn.open_streams(), open.len());
+            let mut listed: Vec<u32> = conn.streams().iter().map(|s| s.id).collect();
+            let mut expected: Vec<u32> = open.iter().map(|s| s.id()).collect();
+            listed.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(listed, expected);
+            let slots = conn.lock_streams().slots.len();
+            assert!(slots <= 40, "slots are reused: {slots}");
+        }
+    }
+
+    #[test]
+    fn an_idle_connection_frees_a_large_table_and_its_idle_clock_restarts() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let streams: Vec<_> = (0..100)
+            .map(|i| conn.stream_opened(2 * i + 1, "/"))
+            .collect();
+        assert_eq!(conn.idle_for(), None);
+        for stream in streams {
+            assert!(conn.stream_closed(stream));
+        }
+        assert!(conn.lock_streams().slots.capacity() <= super::IDLE_CAPACITY);
+        assert!(conn.idle_for().is_some());
+    }
+
+    #[test]
+    fn a_sealed_connection_counts_its_open_streams_once() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let first = conn.stream_opened(1, "/");
+        let second = conn.stream_opened(3, "/");
+        assert!(conn.stream_closed(first));
+        assert_eq!(conn.seal(), 1);
+        assert_eq!(conn.seal(), 0, "sealed once");
+        assert!(!conn.stream_closed(second), "counted as cut by the seal");
+        assert!(conn.streams().is_empty());
+    }
+}
+
+#[cfg(all(test, not(winddown_loom)))]
 mod path_tests {
     #[test]
     fn long_paths_are_cut_at_a_character_boundary_and_marked() {
@@ -349,8 +546,8 @@ mod path_tests {
         let conn = shutdown.connection(None);
         // 2-byte characters: 62 bytes would split the 32nd one.
         let long = "é".repeat(40);
-        conn.stream_opened(1, &long);
-        conn.stream_opened(3, "/short");
+        let _long = conn.stream_opened(1, &long);
+        let _short = conn.stream_opened(3, "/short");
         let streams = conn.streams();
         assert_eq!(streams[0].path, format!("{}…", "é".repeat(31)));
         assert_eq!(streams[1].path, "/short");

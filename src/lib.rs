@@ -82,7 +82,7 @@ mod sync;
 mod wait;
 mod wait_group;
 
-pub use connection::{ConnInfo, ConnectionGuard};
+pub use connection::{ConnInfo, ConnectionGuard, OpenStream};
 pub use drain_token::DrainToken;
 pub use registry::{Entry, Registered, Registry};
 pub use report::{

@@ -640,7 +640,7 @@ impl Shutdown {
     /// ```
     /// let shutdown = winddown::Shutdown::new();
     /// let conn = shutdown.connection(Some("127.0.0.1:4000".parse().unwrap()));
-    /// conn.stream_opened(1, "/slow");
+    /// let _stream = conn.stream_opened(1, "/slow");
     /// let dump = shutdown.straggler_dump();
     /// assert!(dump.starts_with("stragglers (running):"));
     /// assert!(dump.contains("stream 1 /slow"));

@@ -144,7 +144,7 @@ fn hard_stop_preempts_a_graceful_stop_in_every_phase() {
 fn deadline_escalates_and_reports_what_held_it() {
     let shutdown = Shutdown::new();
     let conn = shutdown.connection(Some("192.0.2.7:4242".parse().unwrap()));
-    conn.stream_opened(1, "/slow");
+    let _stream = conn.stream_opened(1, "/slow");
     let _handler = shutdown.handler();
     let deadline = DrainToken::new();
 

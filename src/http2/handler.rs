@@ -12,7 +12,7 @@ use h2::{RecvStream, SendStream};
 use http::{HeaderMap, Method, Response, StatusCode, Uri};
 
 use super::Error;
-use crate::{ConnInfo, DrainToken, Entry, Shutdown};
+use crate::{ConnInfo, DrainToken, Entry, OpenStream, Shutdown};
 
 /// Serves one request (one HTTP/2 stream).
 ///
@@ -433,16 +433,16 @@ pub(crate) enum StreamEnd {
 /// streams (the stragglers a stuck stop names).
 pub(crate) struct StreamTicket {
     pub(crate) shared: Arc<ConnShared>,
-    pub(crate) id: u32,
+    pub(crate) stream: OpenStream,
     pub(crate) end: StreamEnd,
 }
 
 impl StreamTicket {
     pub(crate) fn new(shared: Arc<ConnShared>, id: u32, path: &str) -> Self {
-        shared.conn.stream_opened(id, path);
+        let stream = shared.conn.stream_opened(id, path);
         Self {
             shared,
-            id,
+            stream,
             end: StreamEnd::Reset,
         }
     }
@@ -450,7 +450,7 @@ impl StreamTicket {
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
-        if !self.shared.conn.stream_closed(self.id) {
+        if !self.shared.conn.stream_closed(self.stream) {
             // The connection was forced closed and already counted this
             // stream as cut.
             return;
