@@ -96,13 +96,13 @@ struct Streams {
     slots: Vec<Slot>,
     /// The first free slot, [`NO_SLOT`] if none: free slots form a stack
     /// through [`Slot::Free`], so the table stays as small as the most streams
-    /// open at once.
+    /// open at once. [`SEALED`] once the connection was forced closed: its
+    /// open streams were counted as cut, and closing one later must not count
+    /// it again. (A flag of its own would make every connection's record 8
+    /// bytes larger.)
     free: u32,
     /// Streams open (the gauge).
     open: u32,
-    /// Set once the connection was forced closed: its open streams were
-    /// counted as cut, and closing one later must not count it again.
-    sealed: bool,
     /// When the last stream closed (or the connection opened), on
     /// [`monotonic_nanos`]'s clock: 8 bytes where an `Instant` takes 16, in
     /// a record every connection keeps.
@@ -111,6 +111,8 @@ struct Streams {
 
 /// No slot: the end of the free stack.
 const NO_SLOT: u32 = u32::MAX;
+/// In place of the free stack once the table is sealed.
+const SEALED: u32 = u32::MAX - 1;
 
 #[derive(Debug)]
 enum Slot {
@@ -129,7 +131,6 @@ impl Streams {
             slots: Vec::new(),
             free: NO_SLOT,
             open: 0,
-            sealed: false,
             idle_since: now,
         }
     }
@@ -137,7 +138,9 @@ impl Streams {
     fn open(&mut self, slot: Slot) -> u32 {
         self.open += 1;
         match self.free {
-            NO_SLOT => {
+            // Streams opened after the seal stay listed until the connection
+            // goes: nothing closes them any more.
+            NO_SLOT | SEALED => {
                 self.slots.push(slot);
                 // At most `u32::MAX` streams are open at once: HTTP/2's ids
                 // are 31-bit, and no server allows that many.
@@ -154,8 +157,11 @@ impl Streams {
         }
     }
 
-    /// Frees `stream`'s slot; whether it was open.
+    /// Frees `stream`'s slot; whether it was open (never, once sealed).
     fn close(&mut self, stream: OpenStream) -> bool {
+        if self.free == SEALED {
+            return false;
+        }
         let at = stream.slot as usize;
         match self.slots.get(at) {
             Some(Slot::Open { id, .. }) if *id == stream.id => {}
@@ -337,7 +343,7 @@ impl ConnInfo {
     /// ```
     pub fn stream_closed(&self, stream: OpenStream) -> bool {
         let mut streams = self.lock_streams();
-        if streams.sealed || !streams.close(stream) {
+        if !streams.close(stream) {
             return false;
         }
         if streams.open == 0 {
@@ -363,13 +369,13 @@ impl ConnInfo {
     /// ```
     pub fn seal(&self) -> usize {
         let mut streams = self.lock_streams();
-        if std::mem::replace(&mut streams.sealed, true) {
+        if streams.free == SEALED {
             return 0;
         }
         let cut = streams.open as usize;
         streams.open = 0;
         streams.slots = Vec::new();
-        streams.free = NO_SLOT;
+        streams.free = SEALED;
         cut
     }
 }
@@ -535,6 +541,12 @@ mod stream_table_tests {
         assert_eq!(conn.seal(), 0, "sealed once");
         assert!(!conn.stream_closed(second), "counted as cut by the seal");
         assert!(conn.streams().is_empty());
+        // A stream that opens after the seal is listed, and not counted
+        // again when it closes.
+        let late = conn.stream_opened(5, "/late");
+        assert_eq!(conn.open_streams(), 1);
+        assert!(!conn.stream_closed(late));
+        assert_eq!(conn.seal(), 0, "sealed once");
     }
 }
 
