@@ -38,6 +38,7 @@ on_every_runtime!(
     bad_input_garbage_is_closed_others_are_served,
     bad_input_oversized_frame_gets_goaway_frame_size_error,
     a_whole_response_is_headers_and_data_ending_the_stream,
+    a_unary_grpc_response_is_headers_data_then_trailers,
 );
 
 /// `Responder::send` ends the stream with its last DATA frame: no third,
@@ -56,6 +57,64 @@ fn a_whole_response_is_headers_and_data_ending_the_stream(rt: Rt) {
             on_stream[..],
             [Frame::Headers { end_stream: false, .. }, Frame::Data { end_stream: true, ref payload, .. }]
                 if payload == b"ping"
+        ),
+        "{}",
+        frames::describe(&frames)
+    );
+    server.graceful_stop(BOUND).report();
+}
+
+/// `Responder::send_with_trailers`, as the echo application's gRPC routes
+/// use it: HEADERS, the message in one DATA frame, then the trailers ending
+/// the stream; with an empty body (a malformed request's error), HEADERS and
+/// trailers, no DATA.
+fn a_unary_grpc_response_is_headers_data_then_trailers(rt: Rt) {
+    let server = TestServer::start(rt, test_config());
+    let mut client = connect(&server);
+    let grpc = [("content-type", "application/grpc"), ("te", "trailers")];
+    client
+        .send_request(1, "POST", "/echo.Echo/Say", &grpc, false)
+        .unwrap();
+    client
+        .send_data(1, &[0, 0, 0, 0, 2, b'h', b'i'], true)
+        .unwrap();
+    client
+        .send_request(3, "POST", "/echo.Echo/Say", &grpc, false)
+        .unwrap();
+    client.send_data(3, b"not a gRPC message", true).unwrap();
+    let mut ended = 0;
+    let frames = client
+        .read_until(true, |f| {
+            ended += usize::from(f.end_stream());
+            ended == 2
+        })
+        .unwrap();
+    let on = |stream| -> Vec<&Frame> { frames.iter().filter(|f| f.stream() == stream).collect() };
+    assert!(
+        matches!(
+            on(1)[..],
+            [
+                Frame::Headers { end_stream: false, .. },
+                Frame::Data { end_stream: false, ref payload, .. },
+                Frame::Headers { end_stream: true, .. },
+            ] if payload == b"\0\0\0\0\x07echo:hi"
+        ),
+        "{}",
+        frames::describe(&frames)
+    );
+    assert!(
+        matches!(
+            on(3)[..],
+            [
+                Frame::Headers {
+                    end_stream: false,
+                    ..
+                },
+                Frame::Headers {
+                    end_stream: true,
+                    ..
+                }
+            ]
         ),
         "{}",
         frames::describe(&frames)

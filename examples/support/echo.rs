@@ -68,16 +68,10 @@ impl<R: Runtime> Echo<R> {
                 Route::Health => {
                     // HealthCheckResponse { status = 1 (SERVING) | 2 (NOT_SERVING) }
                     let status = if self.is_ready() { 1 } else { 2 };
-                    let Ok(mut stream) = responder.stream(grpc_head()) else {
-                        return;
-                    };
-                    if stream
-                        .send(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]))
-                        .await
-                        .is_ok()
-                    {
-                        let _ = stream.finish_with_trailers(grpc_status(0, None)).await;
-                    }
+                    let message = Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]);
+                    let _ = responder
+                        .send_with_trailers(grpc_head(), message, grpc_status(0, None))
+                        .await;
                 }
                 Route::Ready => {
                     let (code, body) = if self.is_ready() {
@@ -206,12 +200,9 @@ impl<R: Runtime> Echo<R> {
         reply.put_u32(5 + message.len() as u32);
         reply.put_slice(b"echo:");
         reply.put_slice(&message);
-        let Ok(mut stream) = responder.stream(grpc_head()) else {
-            return;
-        };
-        if stream.send(reply.freeze()).await.is_ok() {
-            let _ = stream.finish_with_trailers(grpc_status(0, None)).await;
-        }
+        let _ = responder
+            .send_with_trailers(grpc_head(), reply.freeze(), grpc_status(0, None))
+            .await;
     }
 }
 
@@ -263,11 +254,9 @@ fn grpc_status(code: u32, message: Option<&str>) -> HeaderMap {
 }
 
 async fn grpc_error(responder: Responder, code: u32, message: &str) {
-    let Ok(stream) = responder.stream(grpc_head()) else {
-        return;
-    };
-    let _ = stream
-        .finish_with_trailers(grpc_status(code, Some(message)))
+    let trailers = grpc_status(code, Some(message));
+    let _ = responder
+        .send_with_trailers(grpc_head(), Bytes::new(), trailers)
         .await;
 }
 

@@ -464,6 +464,14 @@ impl Drop for StreamTicket {
     }
 }
 
+/// The stream ended as the handler meant, if h2 took its end (a ticket
+/// dropped otherwise counts the stream as reset).
+fn completed(mut ticket: StreamTicket, sent: Result<(), h2::Error>) -> Result<(), Error> {
+    sent?;
+    ticket.end = StreamEnd::Completed;
+    Ok(())
+}
+
 /// Answers one request: whole ([`send`](Responder::send)), streamed
 /// ([`stream`](Responder::stream)), or not at all ([`refuse`](Responder::refuse),
 /// [`reset`](Responder::reset)).
@@ -544,6 +552,44 @@ impl Responder {
         }
         ticket.end = StreamEnd::Completed;
         Ok(())
+    }
+
+    /// Sends a whole response that ends with trailers: head, body (if not
+    /// empty) and trailers, the shape of a unary gRPC response (one
+    /// message, then `grpc-status`). Like [`send`](Responder::send), it hands
+    /// everything to h2 when called, without waiting for flow-control
+    /// capacity (the body is in memory already); the future returned is
+    /// already complete.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use winddown::http2::http::{HeaderMap, HeaderValue, Response};
+    ///
+    /// # async fn f(responder: winddown::http2::Responder) -> Result<(), winddown::http2::Error> {
+    /// let mut head = Response::new(());
+    /// head.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+    /// let message = &[0, 0, 0, 0, 0][..]; // an empty gRPC message, 5-byte framed
+    /// let mut trailers = HeaderMap::new();
+    /// trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    /// responder.send_with_trailers(head, message, trailers).await
+    /// # }
+    /// ```
+    pub fn send_with_trailers(
+        mut self,
+        response: Response<()>,
+        body: impl Into<Bytes>,
+        trailers: HeaderMap,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let body = body.into();
+        let (mut send, ticket) = self.take();
+        let sent = send.send_response(response, false).and_then(|mut stream| {
+            if !body.is_empty() {
+                stream.send_data(body, false)?;
+            }
+            stream.send_trailers(trailers)
+        });
+        std::future::ready(completed(ticket, sent))
     }
 
     /// Refuses the stream with `REFUSED_STREAM`: the client may retry it
@@ -687,11 +733,8 @@ impl ResponseBody {
         std::future::ready(self.completed(sent))
     }
 
-    /// The stream ended as the handler meant, if h2 took its end.
-    fn completed(mut self, sent: Result<(), h2::Error>) -> Result<(), Error> {
-        sent?;
-        self.ticket.end = StreamEnd::Completed;
-        Ok(())
+    fn completed(self, sent: Result<(), h2::Error>) -> Result<(), Error> {
+        completed(self.ticket, sent)
     }
 
     /// Completes when the client resets the stream (or the connection goes),
