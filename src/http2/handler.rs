@@ -450,7 +450,8 @@ impl StreamTicket {
 
 impl Drop for StreamTicket {
     fn drop(&mut self) {
-        if !self.shared.conn.stream_closed(self.stream) {
+        let stream = std::mem::replace(&mut self.stream, OpenStream::taken());
+        if !self.shared.conn.stream_closed(stream) {
             // The connection was forced closed and already counted this
             // stream as cut.
             return;
