@@ -178,8 +178,10 @@ impl Streams {
 
     /// An idle connection keeps room for the next busy period (as h2's own
     /// stream store does, at a few hundred bytes a stream, never given back),
-    /// unless the table is large: then it is freed, once no slot is left in
-    /// use (a cut stream's handle may still be out). (Shrinking it to a few
+    /// unless the table is large: then it is freed, if no slot is left in
+    /// use (a cut stream's handle may still be out: a sealed connection's
+    /// table is kept until its record goes). Scans the table, but only when
+    /// a large one empties. (Shrinking it to a few
     /// slots on every idle moment made it double back on every busy period:
     /// 150 instructions per request with 32 streams in flight, callgrind.)
     fn free_table_if_empty(&mut self) {
@@ -203,8 +205,10 @@ impl Streams {
 /// An open stream of a [`ConnInfo`], as [`ConnInfo::stream_opened`] returned
 /// it: hand it to [`ConnInfo::stream_closed`] when the stream ends, which
 /// takes it (so a stream cannot be closed twice). It names a slot of the
-/// connection that made it; given to another connection it frees nothing,
-/// unless that one has a stream with the same id in the same slot.
+/// connection that made it: do not give it to another one. (That one would
+/// close its own stream in the same slot if it has the same id, as the first
+/// stream of every HTTP/2 connection does, and that stream's own handle
+/// would then be refused.)
 ///
 /// # Example
 ///
@@ -353,7 +357,8 @@ impl ConnInfo {
 
     /// Records that `stream` closed. Returns `false` if it was open when the
     /// connection was [sealed](ConnInfo::seal) (the seal counted it as cut),
-    /// so the caller counts each stream once.
+    /// so the caller counts each stream once; also for a handle that names
+    /// no open or cut stream of this connection.
     ///
     /// # Example
     ///
@@ -377,7 +382,10 @@ impl ConnInfo {
     /// streams open now (they were cut), and their
     /// [`stream_closed`](ConnInfo::stream_closed) will return `false`, so each
     /// stream is counted exactly once, by whichever side sees it end first.
-    /// They leave the list now; a stream opened later counts as usual.
+    /// They leave the list now; a stream opened later counts as usual (a
+    /// second seal returns the streams opened since the first). The table is
+    /// then kept, whatever its size, until the record goes: a sealed
+    /// connection is being closed.
     ///
     /// # Example
     ///
