@@ -539,20 +539,19 @@ impl Responder {
     }
 
     fn send_now(mut self, response: Response<()>, body: Bytes) -> Result<(), Error> {
-        let (mut send, mut ticket) = self.take();
-        if body.is_empty() {
-            send.send_response(response, true)?;
+        let (mut send, ticket) = self.take();
+        let sent = if body.is_empty() {
+            send.send_response(response, true).map(drop)
         } else {
             // The body is in memory already, so h2 may hold it until the
             // client's window lets it out: no waiting for capacity here, and
             // the last DATA frame carries END_STREAM (HEADERS + DATA, not a
             // third, empty frame). A graceful stop still waits for it to be
             // written, since the stream stays open until then.
-            let mut stream = send.send_response(response, false)?;
-            stream.send_data(body, true)?;
-        }
-        ticket.end = StreamEnd::Completed;
-        Ok(())
+            send.send_response(response, false)
+                .and_then(|mut stream| stream.send_data(body, true))
+        };
+        completed(ticket, sent)
     }
 
     /// Sends a whole response that ends with trailers: head, body (if not
@@ -712,7 +711,7 @@ impl ResponseBody {
     /// ```
     pub fn finish(mut self) -> impl Future<Output = Result<(), Error>> + Send {
         let sent = self.stream.send_data(Bytes::new(), true);
-        std::future::ready(self.completed(sent))
+        std::future::ready(completed(self.ticket, sent))
     }
 
     /// Ends the response with trailers (gRPC's `grpc-status`). Like
@@ -731,11 +730,7 @@ impl ResponseBody {
         trailers: HeaderMap,
     ) -> impl Future<Output = Result<(), Error>> + Send {
         let sent = self.stream.send_trailers(trailers);
-        std::future::ready(self.completed(sent))
-    }
-
-    fn completed(self, sent: Result<(), h2::Error>) -> Result<(), Error> {
-        completed(self.ticket, sent)
+        std::future::ready(completed(self.ticket, sent))
     }
 
     /// Completes when the client resets the stream (or the connection goes),
