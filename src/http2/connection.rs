@@ -83,16 +83,21 @@ where
         shared: OnceLock::new(),
     };
     async move {
-        let config = &session.server.config;
+        // The config is asked of `session` at each use: a reference kept in
+        // a local would add 8 bytes to every connection's future.
         // h2 borrows the socket, so it is ours again for the close and linger.
         let linger = {
             let handshake = h2::server::Builder::new()
-                .max_concurrent_streams(config.max_concurrent_streams)
+                .max_concurrent_streams(session.config().max_concurrent_streams)
                 .handshake::<_, Bytes>(ReasonWriter::new(&mut io, &session.reason));
             // Boxed: freed once the handshake is over, instead of widening every
             // connection's future for its whole life.
             let mut handshaken = Box::pin(future::or(
-                within(&session.server.runtime, config.handshake_timeout, handshake),
+                within(
+                    &session.server.runtime,
+                    session.config().handshake_timeout,
+                    handshake,
+                ),
                 async {
                     session.stop().wait().await;
                     None
@@ -114,7 +119,7 @@ where
                     log::warn!(
                         "{}: closing: no HTTP/2 preface within {:?} (handshake timeout)",
                         session.who(),
-                        config.handshake_timeout
+                        session.config().handshake_timeout
                     );
                     false
                 }
@@ -126,7 +131,11 @@ where
         // reading cannot hold it.
         if !linger {
             // Boxed, as the linger below: only a closing connection pays for it.
-            let shutdown = within(&session.server.runtime, config.flush_timeout, io.shutdown());
+            let shutdown = within(
+                &session.server.runtime,
+                session.config().flush_timeout,
+                io.shutdown(),
+            );
             let _ = Box::pin(shutdown).await;
         }
         if linger && !session.stop().is_fired() {
@@ -140,20 +149,25 @@ where
                 // On the heap, and only while lingering: inline, it would sit in
                 // every connection's future for its whole life.
                 let mut buf = vec![0u8; 4096];
-                let half = config.linger / 2;
+                let half = session.config().linger / 2;
                 if within(runtime, half, discard(&mut io, &mut buf))
                     .await
                     .is_none()
                 {
                     let _ = io.shutdown().await;
-                    within(runtime, config.linger - half, discard(&mut io, &mut buf)).await;
+                    within(
+                        runtime,
+                        session.config().linger - half,
+                        discard(&mut io, &mut buf),
+                    )
+                    .await;
                 }
             };
             let cut = async { session.stop().wait().await };
             // Bounded as a whole, the FIN's shutdown included (a transport
             // whose shutdown must write, such as TLS, cannot hold it); boxed,
             // like the buffer: only a closing connection pays for it.
-            let lingering = within(runtime, config.linger, future::or(lingering, cut));
+            let lingering = within(runtime, session.config().linger, future::or(lingering, cut));
             let _ = Box::pin(lingering).await;
         }
         // The socket closes before the registry entry goes.
@@ -246,6 +260,10 @@ fn poll_timer<S: Future<Output = ()>>(
 
 impl<R: Runtime, H: Handler> Session<R, H> {
     /// Who the log lines are about.
+    fn config(&self) -> &super::Config {
+        &self.server.config
+    }
+
     fn who(&self) -> Who {
         Who(self.conn.peer())
     }
