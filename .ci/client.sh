@@ -32,14 +32,10 @@ grpc_peers
 # start KIND NAME PORT: a server on 127.0.0.1:PORT (0: any); sets srv_pid, srv_port.
 start() {
   local kind=$1 name=$2 port=$3 line
-  : >"$tmp/$name.out" && : >"$tmp/$name.err"
   if [[ $kind == grpcsrv ]]; then
-    ((port != 0)) || port=$((20000 + RANDOM % 30000))
-    "$GRPCSRV" -addr "127.0.0.1:$port" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    srv_pid=$! && pids+=("$srv_pid") && srv_port=$port
-    wait_line "$tmp/$name.err" 'serving on' 50 "$srv_pid" ||
-      why "grpcsrv $name did not start on $port" "$tmp/$name.err"
+    start_grpcsrv "$name" "$port"
   else
+    : >"$tmp/$name.out" && : >"$tmp/$name.err"
     "$SERVER" --runtime "$SERVER_RT" --listen "127.0.0.1:$port" --grace 10s >"$tmp/$name.out" 2>"$tmp/$name.err" &
     srv_pid=$! && pids+=("$srv_pid")
     wait_line "$tmp/$name.out" '^listening on ' 50 "$srv_pid" ||

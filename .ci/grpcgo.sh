@@ -75,18 +75,6 @@ start_echo() { # NAME [extra flags]
   [[ $line == "listening on "* && $srv_port =~ ^[0-9]+$ ]] ||
     why "echo_server $name did not announce 'listening on ADDR' within 5 s" "$tmp/$name.out" "$tmp/$name.err"
 }
-start_grpcsrv() { # NAME: grpcsrv takes a fixed port; try a few random ones
-  local name=$1 try
-  for try in 1 2 3 4 5; do
-    srv_port=$((20000 + RANDOM % 30000))
-    : >"$tmp/$name.err"
-    "$GRPCSRV" -addr "127.0.0.1:$srv_port" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    srv_pid=$! && pids+=("$srv_pid")
-    wait_line "$tmp/$name.err" 'serving on' 50 "$srv_pid" && kill -0 "$srv_pid" 2>/dev/null && return 0
-    kill -KILL "$srv_pid" 2>/dev/null || true
-  done
-  why "grpcsrv $name did not start" "$tmp/$name.err"
-}
 start_server() { # KIND NAME
   if [[ $1 == grpcsrv ]]; then start_grpcsrv "$2"; else start_echo "$2"; fi
 }

@@ -112,6 +112,31 @@ wait_line() { # file, ERE, tenths of a second, [pid that must stay alive]
   done
   return 1
 }
+# A port for a server that must be given one (grpc-go's grpcsrv): below the
+# kernel's ephemeral range, so none of the tests' outgoing connections can be
+# holding it (20000-49999 overlapped 32768-60999, and a CI run once lost).
+guess_port() {
+  local low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || low=32768
+  ((low > 12000)) || low=32768
+  echo $((10000 + RANDOM % (low - 10000)))
+}
+# start_grpcsrv NAME [PORT]: grpc-go's echo server on 127.0.0.1:PORT, or on
+# one of up to five guessed ports; sets srv_pid and srv_port, adds to pids.
+start_grpcsrv() {
+  local name=$1 fixed=${2:-0} try
+  for try in 1 2 3 4 5; do
+    srv_port=$fixed
+    ((srv_port != 0)) || srv_port=$(guess_port)
+    : >"$tmp/$name.out" && : >"$tmp/$name.err"
+    "$GRPCSRV" -addr "127.0.0.1:$srv_port" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    srv_pid=$! && pids+=("$srv_pid")
+    wait_line "$tmp/$name.err" 'serving on' 50 "$srv_pid" && kill -0 "$srv_pid" 2>/dev/null && return 0
+    kill -KILL "$srv_pid" 2>/dev/null || true
+    ((fixed == 0)) || break
+  done
+  why "grpcsrv $name did not start on $srv_port (try $try)" "$tmp/$name.err"
+}
 # get FILE WORD KEY: KEY=value from the first line whose first word is WORD.
 get() {
   awk -v w="$2" -v k="$3" '$1 == w { for (i = 2; i <= NF; i++) { n = index($i, "=");
