@@ -32,6 +32,20 @@ pub fn goaways(frames: &[Frame]) -> Vec<(u32, u32)> {
         .collect()
 }
 
+/// Asserts a drain's two GOAWAYs with no stream processed: the heads-up
+/// (last stream 2^31-1), then the final one (last stream 0), both NO_ERROR.
+pub fn assert_two_phase_goaways(frames: &[Frame]) {
+    assert_eq!(
+        goaways(frames),
+        [
+            (frames::MAX_STREAM_ID, frames::code::NO_ERROR),
+            (0, frames::code::NO_ERROR)
+        ],
+        "{}",
+        frames::describe(frames)
+    );
+}
+
 /// The debug data of each GOAWAY, as text (the drain's reason).
 pub fn goaway_reasons(frames: &[Frame]) -> Vec<String> {
     frames
