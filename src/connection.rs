@@ -586,6 +586,16 @@ mod tests {
         assert_eq!(conn.open_streams(), 0);
     }
 
+    /// An idle connection may keep 64 slots: their size is memory per
+    /// connection (88 bytes on 64-bit targets: the path inline, the id and the
+    /// open instant). Printed for BENCHMARKS.md (`-- --nocapture`).
+    #[test]
+    fn a_slot_stays_small() {
+        let size = std::mem::size_of::<super::Slot>();
+        eprintln!("a stream slot: {size} bytes");
+        assert!(size <= 96, "a stream slot is {size} bytes");
+    }
+
     #[test]
     fn long_paths_are_cut_at_a_character_boundary_and_marked() {
         let shutdown = crate::Shutdown::new();

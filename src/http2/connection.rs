@@ -624,6 +624,8 @@ mod tests {
         let (io, _peer) = tokio::io::duplex(64);
         let serving = super::serve(server.inner_for_tests(), io, shutdown.connection(None));
         let size = std::mem::size_of_val(&serving);
+        // Printed for BENCHMARKS.md (`-- --nocapture`).
+        eprintln!("a connection's future: {size} bytes");
         assert!(size <= 3 * 1024, "a connection's future is {size} bytes");
     }
 }
