@@ -4,14 +4,14 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Deref;
-use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::report::HeldStream;
 
 use crate::shutdown::Core;
-use crate::sync::Arc;
-use crate::Registered;
+use crate::sync::{lock, Arc, Mutex, MutexGuard};
+use crate::{DrainToken, Registered};
 
 /// What the shutdown knows about a live connection: enough to say who holds a
 /// stuck stop, down to each open stream's path and age.
@@ -29,11 +29,23 @@ use crate::Registered;
 #[derive(Debug)]
 pub struct ConnInfo {
     peer: Option<SocketAddr>,
+    /// A short lock, never held across user code.
+    live: Mutex<Live>,
+}
+
+/// What a connection's record changes while it lives, under its one lock.
+#[derive(Debug)]
+struct Live {
     /// Open streams, for the straggler list and the gauge, and since when
-    /// none has been open (for max idle). A short lock, never held across
-    /// user code. Unallocated until the first stream; then as many slots as
-    /// the most streams open at once, kept while idle up to 64 (5.6 KB).
-    streams: Mutex<Streams>,
+    /// none has been open (for max idle). Unallocated until the first
+    /// stream; then as many slots as the most streams open at once, kept
+    /// while idle up to 64 (5.6 KB).
+    streams: Streams,
+    /// The connection's task, to wake when the shutdown drains or stops
+    /// ([`ConnectionGuard::poll_drain`]): 16 bytes here instead of a
+    /// listener on the shared token in every connection's future (88 bytes,
+    /// and a lock all connections share on every poll).
+    waker: Option<Waker>,
 }
 
 /// How many open-stream slots an idle connection may keep allocated (88
@@ -281,7 +293,7 @@ impl ConnInfo {
     /// assert_eq!(shutdown.connection(None).open_streams(), 0);
     /// ```
     pub fn open_streams(&self) -> usize {
-        self.lock_streams().open as usize
+        self.lock().streams.open as usize
     }
 
     /// Records that stream `id` (for `path`) opened; pass what it returns to
@@ -306,7 +318,7 @@ impl ConnInfo {
             path: StreamPath::new(path),
             since: Instant::now(),
         };
-        let slot = self.lock_streams().open(record);
+        let slot = self.lock().streams.open(record);
         OpenStream { slot, id }
     }
 
@@ -323,7 +335,8 @@ impl ConnInfo {
     /// ```
     pub fn streams(&self) -> Vec<HeldStream> {
         let mut open: Vec<(u32, StreamPath, Instant)> = self
-            .lock_streams()
+            .lock()
+            .streams
             .slots
             .iter()
             .filter_map(|slot| match slot {
@@ -345,14 +358,21 @@ impl ConnInfo {
     /// How long no stream has been open, or `None` while one is.
     #[cfg(any(feature = "http2", test))]
     pub(crate) fn idle_for(&self) -> Option<Duration> {
-        let streams = self.lock_streams();
+        let streams = &self.lock().streams;
         (streams.open == 0)
             .then(|| Duration::from_nanos(monotonic_nanos().saturating_sub(streams.idle_since)))
     }
 
-    fn lock_streams(&self) -> std::sync::MutexGuard<'_, Streams> {
+    fn lock(&self) -> MutexGuard<'_, Live> {
         // Nothing panics while holding it; a poisoned table is still a table.
-        self.streams.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.live)
+    }
+
+    /// Takes the waker a [`ConnectionGuard::poll_drain`] or
+    /// [`poll_stop`](ConnectionGuard::poll_stop) left, for the shutdown to
+    /// wake (outside this lock and the registry's).
+    pub(crate) fn take_waker(&self) -> Option<Waker> {
+        self.lock().waker.take()
     }
 
     /// Records that `stream` closed. Returns `false` if it was open when the
@@ -370,7 +390,7 @@ impl ConnInfo {
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
     pub fn stream_closed(&self, stream: OpenStream) -> bool {
-        let mut streams = self.lock_streams();
+        let streams = &mut self.lock().streams;
         let was_open = streams.close(stream);
         if was_open && streams.open == 0 {
             streams.idle_since = monotonic_nanos();
@@ -398,7 +418,7 @@ impl ConnInfo {
     /// assert!(!conn.stream_closed(stream)); // counted by the seal
     /// ```
     pub fn seal(&self) -> usize {
-        self.lock_streams().cut_all()
+        self.lock().streams.cut_all()
     }
 }
 
@@ -435,7 +455,10 @@ impl ConnectionGuard {
     pub(crate) fn new(core: Arc<Core>, peer: Option<SocketAddr>) -> Self {
         let entry = core.connections.insert(ConnInfo {
             peer,
-            streams: Mutex::new(Streams::new(monotonic_nanos())),
+            live: Mutex::new(Live {
+                streams: Streams::new(monotonic_nanos()),
+                waker: None,
+            }),
         });
         Self { entry, core }
     }
@@ -468,6 +491,74 @@ impl ConnectionGuard {
     pub fn info(&self) -> crate::Entry<ConnInfo> {
         self.entry.entry()
     }
+
+    /// Ready once the shutdown drains connections (a graceful stop reached
+    /// its drain phase, or a hard stop began); until then, wakes the task
+    /// that polled last when it does.
+    ///
+    /// The same signal as [`Shutdown::drain_token`](crate::Shutdown::drain_token)'s
+    /// [`wait`](DrainToken::wait), at less cost per connection: the waker is
+    /// kept in this connection's record (16 bytes) and woken by one listener
+    /// the shutdown holds for every connection, where a `wait` future keeps
+    /// a listener of its own (88 bytes in the future) and takes a lock that
+    /// all connections share on each poll. The record keeps one waker, as
+    /// `poll_*` methods do: poll it from the connection's own task.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use futures_lite::future;
+    ///
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// assert!(future::block_on(future::poll_once(poll_fn(|cx| conn.poll_drain(cx)))).is_none());
+    /// shutdown.drain_token().fire(); // what a graceful stop does after closing listeners
+    /// future::block_on(poll_fn(|cx| conn.poll_drain(cx)));
+    /// ```
+    pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_fired(&self.core.drain, cx)
+    }
+
+    /// Ready once the shutdown stops hard (called, or a graceful stop's
+    /// deadline passed); until then, wakes the task that polled last when it
+    /// does. The hard-stop counterpart of [`poll_drain`](Self::poll_drain),
+    /// with the same cost and the same one waker.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use futures_lite::future;
+    ///
+    /// let shutdown = winddown::Shutdown::new();
+    /// let conn = shutdown.connection(None);
+    /// shutdown.stop_token().fire(); // what a hard stop does first
+    /// future::block_on(poll_fn(|cx| conn.poll_stop(cx)));
+    /// ```
+    pub fn poll_stop(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.poll_fired(&self.core.stop, cx)
+    }
+
+    fn poll_fired(&self, token: &DrainToken, cx: &mut Context<'_>) -> Poll<()> {
+        if token.is_fired() {
+            return Poll::Ready(());
+        }
+        {
+            let mut live = self.entry.lock();
+            if !live.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                live.waker = Some(cx.waker().clone());
+            }
+        }
+        // Checked again once the waker is stored (CN-1): a fire after the
+        // check above finds the waker (the shutdown takes this lock after
+        // setting the flag), or its flag is seen here.
+        if token.is_fired() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
 }
 
 impl Deref for ConnectionGuard {
@@ -482,6 +573,9 @@ impl Drop for ConnectionGuard {
         // Counted before the entry is removed, so a stop that sees the
         // registry empty also sees this connection counted.
         self.core.count_closed_connection();
+        // The record may outlive the connection (handlers hold it); its task
+        // need not.
+        drop(self.entry.take_waker());
     }
 }
 
@@ -497,6 +591,9 @@ impl fmt::Debug for ConnectionGuard {
 
 #[cfg(all(test, not(winddown_loom)))]
 mod tests {
+    use std::sync::Arc;
+    use std::task::{Context, Waker};
+
     use super::OpenStream;
 
     /// Opens, closes and seals in a pseudo-random order against a model:
@@ -536,7 +633,7 @@ mod tests {
             listed.sort_unstable();
             expected.sort_unstable();
             assert_eq!(listed, expected);
-            let slots = conn.lock_streams().slots.len();
+            let slots = conn.lock().streams.slots.len();
             assert!(slots <= 40, "slots are reused: {slots}");
         }
     }
@@ -552,12 +649,12 @@ mod tests {
         for stream in streams {
             assert!(conn.stream_closed(stream));
         }
-        assert_eq!(conn.lock_streams().slots.capacity(), 0);
+        assert_eq!(conn.lock().streams.slots.capacity(), 0);
         assert!(conn.idle_for().is_some());
         // A small table is kept for the next busy period.
         let stream = conn.stream_opened(201, "/");
         assert!(conn.stream_closed(stream));
-        assert_eq!(conn.lock_streams().slots.len(), 1);
+        assert_eq!(conn.lock().streams.slots.len(), 1);
     }
 
     #[test]
@@ -577,7 +674,7 @@ mod tests {
         assert!(!conn.stream_closed(second), "counted as cut by the seal");
         let later = conn.stream_opened(7, "/later");
         assert_eq!(
-            conn.lock_streams().slots.len(),
+            conn.lock().streams.slots.len(),
             2,
             "the cut stream's slot reused"
         );
@@ -607,5 +704,82 @@ mod tests {
         let streams = conn.streams();
         assert_eq!(streams[0].path, format!("{}…", "é".repeat(31)));
         assert_eq!(streams[1].path, "/short");
+    }
+
+    /// Counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn counting_waker() -> (Arc<CountingWaker>, Waker) {
+        let count = Arc::new(CountingWaker(0.into()));
+        (count.clone(), Waker::from(count))
+    }
+
+    fn wakes(count: &CountingWaker) -> usize {
+        count.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// CN-1, without threads: the drain wakes the waker the connection left
+    /// last (one per connection, replaced by a poll from another task), for
+    /// every connection, then `poll_drain` is ready; the hard stop does the
+    /// same for `poll_stop`.
+    #[test]
+    fn the_drain_and_the_stop_wake_each_connections_last_waker() {
+        let shutdown = crate::Shutdown::new();
+        let conns: Vec<_> = (0..100).map(|_| shutdown.connection(None)).collect();
+        let (first, first_waker) = counting_waker();
+        let (last, last_waker) = counting_waker();
+        for conn in &conns {
+            let pending = conn.poll_drain(&mut Context::from_waker(&first_waker));
+            assert!(pending.is_pending());
+            let pending = conn.poll_drain(&mut Context::from_waker(&last_waker));
+            assert!(pending.is_pending());
+        }
+        assert_eq!((wakes(&first), wakes(&last)), (0, 0));
+
+        shutdown.drain_token().fire();
+        assert_eq!(
+            (wakes(&first), wakes(&last)),
+            (0, 100),
+            "each connection woken once"
+        );
+        let mut cx = Context::from_waker(&last_waker);
+        for conn in &conns {
+            assert!(conn.poll_drain(&mut cx).is_ready());
+            assert!(conn.poll_stop(&mut cx).is_pending());
+        }
+
+        shutdown.stop_token().fire();
+        assert_eq!(wakes(&last), 200);
+        assert!(conns.iter().all(|conn| conn.poll_stop(&mut cx).is_ready()));
+    }
+
+    /// A connection that closes lets go of its task's waker, though its
+    /// record lives on in a handler's handle.
+    #[test]
+    fn a_closed_connection_lets_go_of_its_waker() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let info = conn.info();
+        let (count, waker) = counting_waker();
+        assert!(conn
+            .poll_drain(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(
+            Arc::strong_count(&count),
+            3,
+            "ours, the waker, the record's"
+        );
+        drop(conn);
+        assert_eq!(Arc::strong_count(&count), 2);
+        drop(info);
     }
 }

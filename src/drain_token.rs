@@ -3,9 +3,11 @@
 use std::fmt;
 use std::future::Future;
 use std::mem;
+use std::pin::Pin;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
-use event_listener::Event;
+use event_listener::{Event, EventListener};
 
 use crate::sync::{lock, Arc, AtomicBool, Mutex, Ordering};
 use crate::wait;
@@ -239,6 +241,20 @@ impl DrainToken {
         }
         children.nodes.push(child.node.clone());
         child
+    }
+
+    /// Wakes `waker` when the token fires (at once if it already has), for as
+    /// long as the returned listener is kept: one listener that a
+    /// [`Shutdown`](crate::Shutdown) holds for all its connections.
+    pub(crate) fn wake_on_fire(&self, waker: &Waker) -> EventListener {
+        let mut listener = self.node.event.listen();
+        // Registered before the flag is checked: a fire after `listen` either
+        // notifies the listener (ready here) or finds the waker in it.
+        let notified = Pin::new(&mut listener).poll(&mut Context::from_waker(waker));
+        if notified.is_ready() || self.is_fired() {
+            waker.wake_by_ref();
+        }
+        listener
     }
 
     /// Whether two handles refer to the same signal.

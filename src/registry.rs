@@ -230,6 +230,17 @@ impl<M> Registry<M> {
         entries
     }
 
+    /// Calls `f` on every live entry's metadata, each shard locked in turn
+    /// while `f` runs on its entries (so `f` must be short and must not touch
+    /// the registry).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&M)) {
+        for shard in self.shared.shards.iter() {
+            for record in lock(shard).slots.iter().flatten() {
+                f(&record.meta);
+            }
+        }
+    }
+
     /// Waits until `condition` holds, re-checking it after every removal (a
     /// condition variable's `wait` loop). Ready at once if it already holds.
     ///

@@ -4,8 +4,10 @@
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::task::Waker;
 use std::time::Instant;
 
+use event_listener::EventListener;
 use futures_lite::{future, Stream, StreamExt};
 
 use crate::report::{ConnectionCounts, Held, HeldConnection, Outcome, Phase};
@@ -95,9 +97,9 @@ pub(crate) struct Core {
     /// Accept loops close their listeners.
     close: DrainToken,
     /// Connections drain. A child of `stop`; `close` is a child of this.
-    drain: DrainToken,
+    pub(crate) drain: DrainToken,
     /// The hard stop; the root of the token tree.
-    stop: DrainToken,
+    pub(crate) stop: DrainToken,
     listeners: WaitGroup,
     tasks: WaitGroup,
     handlers: WaitGroup,
@@ -108,6 +110,29 @@ pub(crate) struct Core {
     forced: AtomicU64,
     timeline: Mutex<Timeline>,
     finished: DrainToken,
+    /// One listener on `drain` and one on `stop`, standing for every
+    /// connection that polls for them ([`ConnectionGuard::poll_drain`]):
+    /// when either fires, [`WakeConnections`] wakes those connections.
+    _wake_connections: [EventListener; 2],
+}
+
+/// The waker of [`Core`]'s two listeners: wakes every connection that left
+/// a waker in its record, each shard of the registry locked in turn only to
+/// take the wakers, which are woken after.
+struct WakeConnections(Registry<ConnInfo>);
+
+impl std::task::Wake for WakeConnections {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        let mut wakers = Vec::with_capacity(self.0.len());
+        self.0.for_each(|conn| wakers.extend(conn.take_waker()));
+        for waker in wakers {
+            waker.wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -132,6 +157,13 @@ impl Shutdown {
         let drain = stop.child();
         let close = drain.child();
         let not_ready = close.child();
+        let connections = Registry::new();
+        let wake_connections =
+            Waker::from(std::sync::Arc::new(WakeConnections(connections.clone())));
+        let _wake_connections = [
+            drain.wake_on_fire(&wake_connections),
+            stop.wake_on_fire(&wake_connections),
+        ];
         Self {
             core: Arc::new(Core {
                 not_ready,
@@ -141,13 +173,14 @@ impl Shutdown {
                 listeners: WaitGroup::new(),
                 tasks: WaitGroup::new(),
                 handlers: WaitGroup::new(),
-                connections: Registry::new(),
+                connections,
                 scopes: Mutex::new(Vec::new()),
                 stats: Stats::default(),
                 drained: AtomicU64::new(0),
                 forced: AtomicU64::new(0),
                 timeline: Mutex::new(Timeline::default()),
                 finished: DrainToken::new(),
+                _wake_connections,
             }),
         }
     }
@@ -208,12 +241,6 @@ impl Shutdown {
     /// ```
     pub fn drain_token(&self) -> DrainToken {
         self.core.drain.clone()
-    }
-
-    /// The drain token itself, for a wait that need not own a handle.
-    #[cfg(feature = "http2")]
-    pub(crate) fn drain_signal(&self) -> &DrainToken {
-        &self.core.drain
     }
 
     /// The stop token itself, for a wait that need not own a handle.

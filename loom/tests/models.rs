@@ -251,3 +251,41 @@ fn shutdown_hard_stop_waits_for_server_to_close() {
         server.join().unwrap();
     });
 }
+
+/// CN-1: a connection that polls for the drain on one thread while the drain
+/// token fires on another is woken (through the record's waker and the
+/// shutdown's one listener) or sees the drain on its poll.
+#[test]
+fn connection_poll_drain_is_woken_by_a_fire() {
+    loom::model(|| {
+        let shutdown = Shutdown::new();
+        let conn = shutdown.connection(None);
+        let server = thread::spawn(move || {
+            block_on(std::future::poll_fn(|cx| conn.poll_drain(cx)));
+            drop(conn);
+        });
+        shutdown.drain_token().fire();
+        server.join().unwrap();
+        assert!(shutdown.connections().is_empty());
+    });
+}
+
+/// CN-1 and SD-4 through the record: a connection waits for the drain, then
+/// for the hard stop, as a draining server does; a hard stop on another
+/// thread (which fires the stop, then the drain) wakes it at each step and
+/// counts it as forced.
+#[test]
+fn connection_polls_drain_then_stop_through_a_hard_stop() {
+    loom::model(|| {
+        let shutdown = Shutdown::new();
+        let conn = shutdown.connection(None);
+        let server = thread::spawn(move || {
+            block_on(std::future::poll_fn(|cx| conn.poll_drain(cx)));
+            block_on(std::future::poll_fn(|cx| conn.poll_stop(cx)));
+            drop(conn);
+        });
+        let report = block_on(shutdown.stop());
+        assert_eq!(report.connections.forced, 1);
+        server.join().unwrap();
+    });
+}

@@ -302,14 +302,6 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                 age_or_grace: config.jittered_age().and_then(|d| self.timer(d)),
                 idle_or_ack: config.max_connection_idle.and_then(|d| self.timer(d)),
             };
-            // One wait for the stop signals, kept across turns of the loop (made
-            // afresh for every stream, it would register and remove a listener
-            // each time, on tokens all connections share). While serving it waits
-            // for the server's drain, which a hard stop fires too; once draining,
-            // for the hard stop. (Not this connection's own drain token: waiting
-            // on it would give every idle connection a listener of its own. Its
-            // lifecycle drains are checked on each poll below.)
-            let mut signal = pin!(self.server.shutdown.drain_signal().wait());
             let end = loop {
                 // One hand-written poll of every source, in priority order: the
                 // signals first (a hard stop preempts everything), then h2, then
@@ -318,9 +310,20 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                 let event = poll_fn({
                     // Moved in as one reference each: a closure borrowing
                     // fields one by one would hold a pointer per field.
-                    let (signal, h2, now) = (&mut signal, &mut *h2, &mut now);
+                    let (h2, now) = (&mut *h2, &mut now);
                     move |cx| {
-                        if signal.as_mut().poll(cx).is_ready() {
+                        // The stop signals, through the connection's record (no
+                        // listener of its own). While serving: the server's
+                        // drain, which a hard stop fires too; once draining, the
+                        // hard stop. (Not this connection's own drain token:
+                        // that would need a listener per idle connection. Its
+                        // lifecycle drains are checked on each poll below.)
+                        let signal = if now.state == State::Serving {
+                            self.conn.poll_drain(cx)
+                        } else {
+                            self.conn.poll_stop(cx)
+                        };
+                        if signal.is_ready() {
                             let stopped = self.stop().is_fired();
                             return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
                         }
@@ -379,7 +382,6 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         return true;
                     }
                     Event::Drain => {
-                        signal.set(self.stop().wait());
                         // Unless this connection's own lifecycle set it first.
                         self.reason.set(DrainReason::GRACEFUL_STOP);
                         h2.graceful_shutdown();
