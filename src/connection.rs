@@ -11,7 +11,7 @@ use crate::report::HeldStream;
 
 use crate::shutdown::Core;
 use crate::sync::{lock, Arc, Mutex, MutexGuard};
-use crate::{DrainToken, Registered};
+use crate::Registered;
 
 /// What the shutdown knows about a live connection: enough to say who holds a
 /// stuck stop, down to each open stream's path and age.
@@ -493,16 +493,24 @@ impl ConnectionGuard {
     }
 
     /// Ready once the shutdown drains connections (a graceful stop reached
-    /// its drain phase, or a hard stop began); until then, wakes the task
-    /// that polled last when it does.
+    /// its drain phase, or a hard stop began); until then, the task is woken
+    /// when it does.
     ///
     /// The same signal as [`Shutdown::drain_token`](crate::Shutdown::drain_token)'s
-    /// [`wait`](DrainToken::wait), at less cost per connection: the waker is
+    /// [`wait`](crate::DrainToken::wait), at less cost per connection: the waker is
     /// kept in this connection's record (16 bytes) and woken by one listener
     /// the shutdown holds for every connection, where a `wait` future keeps
     /// a listener of its own (88 bytes in the future) and takes a lock that
-    /// all connections share on each poll. The record keeps one waker, as
-    /// `poll_*` methods do: poll it from the connection's own task.
+    /// all connections share on each poll.
+    ///
+    /// # One waker per connection
+    ///
+    /// The record keeps one waker for this method and
+    /// [`poll_stop`](Self::poll_stop) together: only the waker of the most
+    /// recent call to either is woken (as with tokio's `poll_read_ready` and
+    /// `poll_read`). Poll them from the task that owns the connection, one
+    /// at a time, as the HTTP/2 server does; a second task that needs the
+    /// signal can [`wait`](crate::DrainToken::wait) on the token.
     ///
     /// # Example
     ///
@@ -517,13 +525,18 @@ impl ConnectionGuard {
     /// future::block_on(poll_fn(|cx| conn.poll_drain(cx)));
     /// ```
     pub fn poll_drain(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_fired(&self.core.drain, cx)
+        // A hard stop fires `stop` before its child `drain`: ready from the
+        // first, so the stop's wake-up is the only one (the drain's then
+        // finds no waker left).
+        self.poll_fired(cx, || {
+            self.core.drain.is_fired() || self.core.stop.is_fired()
+        })
     }
 
     /// Ready once the shutdown stops hard (called, or a graceful stop's
-    /// deadline passed); until then, wakes the task that polled last when it
-    /// does. The hard-stop counterpart of [`poll_drain`](Self::poll_drain),
-    /// with the same cost and the same one waker.
+    /// deadline passed); until then, the task is woken when it does. The
+    /// hard-stop counterpart of [`poll_drain`](Self::poll_drain), with the
+    /// same cost, sharing its one waker (see there).
     ///
     /// # Example
     ///
@@ -537,23 +550,25 @@ impl ConnectionGuard {
     /// future::block_on(poll_fn(|cx| conn.poll_stop(cx)));
     /// ```
     pub fn poll_stop(&self, cx: &mut Context<'_>) -> Poll<()> {
-        self.poll_fired(&self.core.stop, cx)
+        self.poll_fired(cx, || self.core.stop.is_fired())
     }
 
-    fn poll_fired(&self, token: &DrainToken, cx: &mut Context<'_>) -> Poll<()> {
-        if token.is_fired() {
+    fn poll_fired(&self, cx: &mut Context<'_>, fired: impl Fn() -> bool) -> Poll<()> {
+        if fired() {
             return Poll::Ready(());
         }
-        {
-            let mut live = self.entry.lock();
-            if !live.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                live.waker = Some(cx.waker().clone());
-            }
-        }
+        let mut live = self.entry.lock();
+        let replaced = match &live.waker {
+            Some(waker) if waker.will_wake(cx.waker()) => None,
+            _ => live.waker.replace(cx.waker().clone()),
+        };
+        drop(live);
+        // Dropped outside the lock: dropping a waker runs the runtime's code.
+        drop(replaced);
         // Checked again once the waker is stored (CN-1): a fire after the
         // check above finds the waker (the shutdown takes this lock after
         // setting the flag), or its flag is seen here.
-        if token.is_fired() {
+        if fired() {
             Poll::Ready(())
         } else {
             Poll::Pending
@@ -760,6 +775,88 @@ mod tests {
         shutdown.stop_token().fire();
         assert_eq!(wakes(&last), 200);
         assert!(conns.iter().all(|conn| conn.poll_stop(&mut cx).is_ready()));
+    }
+
+    /// A hard stop fires `stop`, then its child `drain`: a serving
+    /// connection polling `poll_drain` is ready from the first, so it is
+    /// woken once, even by a task that polls again at once (here, inside the
+    /// wake itself, between the two fires).
+    #[test]
+    fn a_hard_stop_wakes_a_serving_connection_once() {
+        struct PollsAgainWhenWoken {
+            conn: crate::ConnectionGuard,
+            wakes: std::sync::atomic::AtomicUsize,
+            ready: std::sync::atomic::AtomicBool,
+        }
+        impl std::task::Wake for PollsAgainWhenWoken {
+            fn wake(self: Arc<Self>) {
+                self.wake_by_ref();
+            }
+            fn wake_by_ref(self: &Arc<Self>) {
+                use std::sync::atomic::Ordering::SeqCst;
+                self.wakes.fetch_add(1, SeqCst);
+                let waker = Waker::from(self.clone());
+                let ready = self.conn.poll_drain(&mut Context::from_waker(&waker));
+                self.ready.store(ready.is_ready(), SeqCst);
+            }
+        }
+        let shutdown = crate::Shutdown::new();
+        let task = Arc::new(PollsAgainWhenWoken {
+            conn: shutdown.connection(None),
+            wakes: 0.into(),
+            ready: false.into(),
+        });
+        let waker = Waker::from(task.clone());
+        assert!(task
+            .conn
+            .poll_drain(&mut Context::from_waker(&waker))
+            .is_pending());
+        shutdown.stop_token().fire();
+        use std::sync::atomic::Ordering::SeqCst;
+        assert_eq!(task.wakes.load(SeqCst), 1);
+        assert!(
+            task.ready.load(SeqCst),
+            "ready on the stop, before the drain fired"
+        );
+        // The record holds no waker of the task any more: the cycle is gone.
+        assert!(task.conn.take_waker().is_none());
+    }
+
+    /// A waker replaced by a poll from another task is dropped after the
+    /// record's lock is released: dropping a waker runs the runtime's code,
+    /// which may drop a task that touches the same record.
+    #[test]
+    fn a_replaced_waker_is_dropped_outside_the_records_lock() {
+        struct TouchesTheRecordWhenDropped {
+            info: crate::Entry<super::ConnInfo>,
+            lock_was_free: Arc<std::sync::atomic::AtomicBool>,
+        }
+        impl std::task::Wake for TouchesTheRecordWhenDropped {
+            fn wake(self: Arc<Self>) {}
+        }
+        impl Drop for TouchesTheRecordWhenDropped {
+            fn drop(&mut self) {
+                let free = self.info.live.try_lock().is_ok();
+                self.lock_was_free
+                    .store(free, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let lock_was_free = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let first = Waker::from(Arc::new(TouchesTheRecordWhenDropped {
+            info: conn.info(),
+            lock_was_free: lock_was_free.clone(),
+        }));
+        assert!(conn
+            .poll_drain(&mut Context::from_waker(&first))
+            .is_pending());
+        drop(first); // the record now holds the only reference
+        let (_, second) = counting_waker();
+        assert!(conn
+            .poll_drain(&mut Context::from_waker(&second))
+            .is_pending());
+        assert!(lock_was_free.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     /// A connection that closes lets go of its task's waker, though its

@@ -118,7 +118,10 @@ pub(crate) struct Core {
 
 /// The waker of [`Core`]'s two listeners: wakes every connection that left
 /// a waker in its record, each shard of the registry locked in turn only to
-/// take the wakers, which are woken after.
+/// take the wakers, which are woken after. It runs inside the token's
+/// `fire`, under event-listener's lock on the token's list (so the lock order
+/// is that list, then a shard, then a record); being first in that list, it
+/// runs before the token's other waiters are notified.
 struct WakeConnections(Registry<ConnInfo>);
 
 impl std::task::Wake for WakeConnections {
