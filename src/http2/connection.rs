@@ -99,7 +99,7 @@ where
                     handshake,
                 ),
                 async {
-                    session.stop().wait().await;
+                    poll_fn(|cx| session.conn.poll_stop(cx)).await;
                     None
                 },
             ))
@@ -146,29 +146,30 @@ where
             // that waits for the server's FIN first gets it halfway through.
             let runtime = &session.server.runtime;
             let lingering = async {
-                // On the heap, and only while lingering: inline, it would sit in
-                // every connection's future for its whole life.
-                let mut buf = vec![0u8; 4096];
-                let half = session.config().linger / 2;
+                // Most clients send nothing more than their EOF: a small
+                // buffer, in this boxed future (no allocation of its own, and
+                // little to zero).
+                let mut buf = [0u8; 1024];
+                let linger = session.config().linger;
+                let half = linger / 2;
+                // One timer while the client closes in time (the usual case).
                 if within(runtime, half, discard(&mut io, &mut buf))
                     .await
                     .is_none()
                 {
-                    let _ = io.shutdown().await;
-                    within(
-                        runtime,
-                        session.config().linger - half,
-                        discard(&mut io, &mut buf),
-                    )
-                    .await;
+                    // The FIN, then the rest of the linger. The whole stays
+                    // bounded by `linger`, the shutdown included (a transport
+                    // whose shutdown must write, such as TLS, cannot hold it).
+                    let rest = async {
+                        let _ = io.shutdown().await;
+                        discard(&mut io, &mut buf).await;
+                    };
+                    within(runtime, linger - half, rest).await;
                 }
             };
-            let cut = async { session.stop().wait().await };
-            // Bounded as a whole, the FIN's shutdown included (a transport
-            // whose shutdown must write, such as TLS, cannot hold it); boxed,
-            // like the buffer: only a closing connection pays for it.
-            let lingering = within(runtime, session.config().linger, future::or(lingering, cut));
-            let _ = Box::pin(lingering).await;
+            let cut = poll_fn(|cx| session.conn.poll_stop(cx));
+            // Boxed: only a closing connection pays for it.
+            let _ = Box::pin(future::or(lingering, cut)).await;
         }
         // The socket closes before the registry entry goes.
         drop(io);
