@@ -30,6 +30,8 @@ on_every_runtime!(
     handler_blocking_its_thread_delays_but_does_not_stop_others,
     hard_stop_while_streams_finish_takes_over_at_once,
     hard_stop_while_waiting_for_handlers_takes_over_at_once,
+    a_hard_stop_cuts_the_linger_at_once,
+    a_hard_stop_cuts_a_silent_handshake_at_once,
 );
 
 /// The short deadline the forced scenarios use.
@@ -248,6 +250,52 @@ fn hard_stop_while_waiting_for_handlers_takes_over_at_once(rt: Rt) {
     assert_eq!(graceful.report().total, hard.total);
 }
 
+/// A hard stop during a linger far longer than the bound cuts it.
+fn a_hard_stop_cuts_the_linger_at_once(rt: Rt) {
+    let server = TestServer::start(rt, test_config().linger(BOUND * 2));
+    let mut client = connect(&server);
+    let graceful = server.graceful_stop(BOUND * 3);
+    // Reads the final GOAWAY and never closes: the server lingers.
+    client
+        .read_until(true, |f| matches!(f, Frame::GoAway { last_stream: 0, .. }))
+        .unwrap();
+    let hard = server.stop().report();
+    assert_eq!(
+        hard.outcome,
+        Outcome::Forced(ForceReason::Requested),
+        "{hard:#}"
+    );
+    let (_, close) = client.collect_until_close(true).unwrap();
+    assert_ne!(close, Close::TimedOut);
+    assert_eq!(graceful.report().total, hard.total);
+}
+
+/// A hard stop cuts a connection still in its handshake (no preface), with a
+/// handshake timeout far longer than the bound.
+fn a_hard_stop_cuts_a_silent_handshake_at_once(rt: Rt) {
+    use std::io::Read;
+    let server = TestServer::start(rt, test_config().handshake_timeout(BOUND * 2));
+    let mut silent = std::net::TcpStream::connect(server.addr).unwrap();
+    silent.set_read_timeout(Some(BOUND)).unwrap();
+    // Registered (h2 has sent its SETTINGS) before the stop.
+    let mut settings = [0u8; 9];
+    silent.read_exact(&mut settings).unwrap();
+    let hard = server.stop().report();
+    assert_eq!(
+        hard.outcome,
+        Outcome::Forced(ForceReason::Requested),
+        "{hard:#}"
+    );
+    assert_eq!(hard.connections.forced, 1, "{hard:#}");
+    // Closed: the rest of its SETTINGS, if any, then EOF (or a reset).
+    let mut rest = Vec::new();
+    let closed = silent.read_to_end(&mut rest);
+    assert!(
+        !matches!(&closed, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut),
+        "still open: {closed:?}"
+    );
+}
+
 /// A transport whose shutdown never completes (TLS whose close_notify cannot
 /// be written to a client that stopped reading, say): its linger, FIN
 /// included, is still bounded, so a stop without a deadline ends.
@@ -284,23 +332,13 @@ fn a_transport_whose_shutdown_never_ends_is_still_bounded_by_the_linger() {
     }
 
     let rt = server::tokio_runtime();
-    let shutdown = winddown::Shutdown::new();
-    let runtime = winddown_tokio::TokioRuntime::with_handle(rt.handle().clone());
-    let handler = |_: winddown::http2::Request, responder: winddown::http2::Responder| async move {
-        let _ = responder.send(http::Response::new(()), "hi").await;
-    };
-    let server = winddown::http2::Server::new(&shutdown, runtime, test_config(), handler);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = FrameClient::connect(listener.local_addr().unwrap()).unwrap();
-    let (accepted, peer) = listener.accept().unwrap();
-    accepted.set_nonblocking(true).unwrap();
-    let io = {
-        let _entered = rt.enter();
-        StuckShutdown(::tokio::net::TcpStream::from_std(accepted).unwrap())
-    };
-    server.spawn_connection(io, Some(peer));
-    client.handshake().unwrap();
-    sync(&mut client); // the connection is being served
+    let (shutdown, mut client) = serve_one_through(
+        winddown_tokio::TokioRuntime::with_handle(rt.handle().clone()),
+        |socket| {
+            let _entered = rt.enter();
+            StuckShutdown(::tokio::net::TcpStream::from_std(socket).unwrap())
+        },
+    );
 
     let stopping = {
         let shutdown = shutdown.clone();
@@ -317,5 +355,133 @@ fn a_transport_whose_shutdown_never_ends_is_still_bounded_by_the_linger() {
     let report = stopping
         .recv_timeout(BOUND)
         .expect("a stop without a deadline ended: the linger is bounded");
+    assert_eq!(report.outcome, Outcome::Graceful);
+}
+
+/// A server on `runtime` serving one connection through the transport `wrap`
+/// makes of its socket (so a test can break the transport); returns the
+/// shutdown and the client, handshaken, once the connection is served.
+fn serve_one_through<R, T>(
+    runtime: R,
+    wrap: impl FnOnce(std::net::TcpStream) -> T,
+) -> (winddown::Shutdown, FrameClient)
+where
+    R: winddown::http2::Runtime,
+    T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let shutdown = winddown::Shutdown::new();
+    let handler = |_: winddown::http2::Request, responder: winddown::http2::Responder| async move {
+        let _ = responder.send(http::Response::new(()), "hi").await;
+    };
+    let server = winddown::http2::Server::new(&shutdown, runtime, test_config(), handler);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = FrameClient::connect(listener.local_addr().unwrap()).unwrap();
+    let (accepted, peer) = listener.accept().unwrap();
+    accepted.set_nonblocking(true).unwrap();
+    server.spawn_connection(wrap(accepted), Some(peer));
+    client.handshake().unwrap();
+    sync(&mut client); // the connection is being served
+    (shutdown, client)
+}
+
+/// A transport whose reads, once `flooding` is set, always find bytes
+/// waiting: a client that sends faster than the server reads. The linger
+/// reads and drops them, and must still see its timers.
+struct Flooding<T> {
+    inner: T,
+    flooding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<T: ::tokio::io::AsyncRead + Unpin> ::tokio::io::AsyncRead for Flooding<T> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ::tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.flooding.load(std::sync::atomic::Ordering::SeqCst) {
+            let n = buf.remaining().min(1024);
+            buf.put_slice(&[0u8; 1024][..n]);
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: ::tokio::io::AsyncWrite + Unpin> ::tokio::io::AsyncWrite for Flooding<T> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Serves one connection through [`Flooding`] on `runtime`, floods it once
+/// the client has the final GOAWAY, and returns the stop's report: a stop
+/// with no deadline, so only a bounded linger lets it end.
+fn stop_while_flooded_in_the_linger<R, T>(
+    runtime: R,
+    wrap: impl FnOnce(std::net::TcpStream) -> T,
+    stop: impl FnOnce(winddown::Shutdown) -> Report + Send + 'static,
+) -> Option<Report>
+where
+    R: winddown::http2::Runtime,
+    T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (shutdown, mut client) = serve_one_through(runtime, |socket| Flooding {
+        inner: wrap(socket),
+        flooding: flooding.clone(),
+    });
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopping = shutdown.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(stop(stopping));
+    });
+    client
+        .read_until(true, |f| matches!(f, Frame::GoAway { last_stream: 0, .. }))
+        .unwrap();
+    // h2 has closed the connection: the server is in its linger.
+    flooding.store(true, std::sync::atomic::Ordering::SeqCst);
+    rx.recv_timeout(BOUND).ok()
+}
+
+#[test]
+fn a_flood_during_the_linger_is_still_bounded_by_it_smol() {
+    let report = stop_while_flooded_in_the_linger(
+        winddown_smol::SmolRuntime::global(),
+        |socket| winddown_smol::TcpStream::from_async(::smol::Async::new(socket).unwrap()).unwrap(),
+        |shutdown| ::smol::block_on(shutdown.graceful_stop()),
+    )
+    .expect("a stop without a deadline ended: the linger is bounded under a flood");
+    assert_eq!(report.outcome, Outcome::Graceful);
+}
+
+#[test]
+fn a_flood_during_the_linger_is_still_bounded_by_it_tokio() {
+    let rt = server::tokio_runtime();
+    let report = stop_while_flooded_in_the_linger(
+        winddown_tokio::TokioRuntime::with_handle(rt.handle().clone()),
+        |socket| {
+            let _entered = rt.enter();
+            ::tokio::net::TcpStream::from_std(socket).unwrap()
+        },
+        move |shutdown| rt.block_on(shutdown.graceful_stop()),
+    )
+    .expect("a stop without a deadline ended: the linger is bounded under a flood");
     assert_eq!(report.outcome, Outcome::Graceful);
 }

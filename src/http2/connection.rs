@@ -18,7 +18,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::{pin, Pin};
 use std::sync::{Arc, OnceLock};
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::{future, FutureExt};
@@ -151,20 +151,22 @@ where
                 // little to zero).
                 let mut buf = [0u8; 1024];
                 let linger = session.config().linger;
-                let half = linger / 2;
+                let started = Instant::now();
                 // One timer while the client closes in time (the usual case).
-                if within(runtime, half, discard(&mut io, &mut buf))
+                if within(runtime, linger / 2, discard(&mut io, &mut buf))
                     .await
                     .is_none()
                 {
-                    // The FIN, then the rest of the linger. The whole stays
-                    // bounded by `linger`, the shutdown included (a transport
-                    // whose shutdown must write, such as TLS, cannot hold it).
+                    // The FIN, then what is left of the linger, counted from
+                    // its start (a timer seen late does not extend it). The
+                    // whole stays bounded by `linger`, the shutdown included
+                    // (a transport whose shutdown must write, such as TLS,
+                    // cannot hold it).
                     let rest = async {
                         let _ = io.shutdown().await;
                         discard(&mut io, &mut buf).await;
                     };
-                    within(runtime, linger - half, rest).await;
+                    within(runtime, linger.saturating_sub(started.elapsed()), rest).await;
                 }
             };
             let cut = poll_fn(|cx| session.conn.poll_stop(cx));
@@ -178,9 +180,23 @@ where
 }
 
 /// Reads and drops what the client still sends, until its EOF (or an error).
+/// Gives way every [`DISCARD_TURN`] reads: a client that sends faster than we
+/// read keeps every read ready at once, and the timers and the hard stop
+/// raced against this must still be polled.
 async fn discard<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut [u8]) {
-    while let Ok(1..) = io.read(buf).await {}
+    loop {
+        for _ in 0..DISCARD_TURN {
+            if !matches!(io.read(buf).await, Ok(1..)) {
+                return;
+            }
+        }
+        future::yield_now().await;
+    }
 }
+
+/// Reads per turn of [`discard`]: well under tokio's budget of 128
+/// operations per task poll, so its timer, polled after, still has budget.
+const DISCARD_TURN: usize = 32;
 
 /// How the drive loop ended, when what is left is a last await.
 enum End {
