@@ -17,7 +17,7 @@
 //! | a one-way "drain now" / "stop now" signal | [`DrainToken`] | `drainChan`, `s.quit` |
 //! | the stop sequence, deadline, report | [`Shutdown`] / [`Report`] | `GracefulStop()`, `Stop()` |
 //! | a library's share of the stop | [`Scope`] | (none: done by hand) |
-//! | one connection, told to drain or stop | [`ConnectionGuard`] (`poll_drain`, `poll_stop`) | `st.Drain()` per `ServerTransport` |
+//! | one connection, told to drain or stop | [`ConnectionGuard`] (`poll_drain`, `poll_stop`) | `st.Drain()`, `st.Close()` per `ServerTransport` |
 //!
 //! Every primitive is runtime-independent: waiting is a plain `Future` (built
 //! on [`event-listener`](https://docs.rs/event-listener)) or a blocking call,

@@ -246,7 +246,7 @@ impl Shutdown {
         self.core.drain.clone()
     }
 
-    /// The stop token itself, for a wait that need not own a handle.
+    /// The stop token itself, to check without a handle of one's own.
     #[cfg(feature = "http2")]
     pub(crate) fn stop_signal(&self) -> &DrainToken {
         &self.core.stop

@@ -272,8 +272,8 @@ fn connection_poll_drain_is_woken_by_a_fire() {
 
 /// CN-1 and SD-4 through the record: a connection waits for the drain, then
 /// for the hard stop, as a draining server does; a hard stop on another
-/// thread (which fires the stop, then the drain) wakes it at each step and
-/// counts it as forced.
+/// thread (which fires the stop, then the drain) wakes it once (`poll_drain`
+/// is ready from the stop, `poll_stop` then at once) and counts it as forced.
 #[test]
 fn connection_polls_drain_then_stop_through_a_hard_stop() {
     loom::model(|| {
