@@ -31,6 +31,8 @@ if (($# == 0)); then
   cargo build --release -q --example echo_server
   set -- "$release/examples/echo_server"
 fi
+# shellcheck source=benches/callgrind_server.sh
+source benches/callgrind_server.sh
 # The server's and the client's pids go through files, so the trap can kill
 # them if anything fails inside `run`'s command substitution.
 trap 'for f in "$out"/*.pid; do [[ ! -s $f ]] || kill -KILL "$(cat "$f")" 2>/dev/null || true; done' EXIT
@@ -38,18 +40,9 @@ trap 'for f in "$out"/*.pid; do [[ ! -s $f ]] || kill -KILL "$(cat "$f")" 2>/dev
 # Prints the instructions one run of $1 spent from the signal to its exit,
 # draining $2 connections.
 run() {
-  local bin=$1 k=$2 file="$out/$(basename "$1").$rt.$2.callgrind" pid client
-  valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --runtime "$rt" --listen 127.0.0.1:0 \
-    >"$out/server.out" 2>"$out/server.err" &
-  pid=$!
-  echo "$pid" >"$out/server.pid"
-  local addr=
-  for _ in $(seq 300); do
-    addr=$(sed -n 's/^listening on //p' "$out/server.out")
-    [[ -n $addr ]] && break
-    sleep 0.1
-  done
-  [[ -n $addr ]] || { echo "$bin did not start" >&2; exit 1; }
+  local bin=$1 k=$2 file="$out/$(basename "$1").$rt.$2.callgrind" client
+  callgrind_server "$file" "$bin" "$rt" "$out"
+  local pid=$server_pid addr=$server_addr
   "$release/lean_client" --addr "$addr" --conns "$k" --timeout 300 >"$out/client.out" 2>&1 </dev/null &
   client=$!
   echo "$client" >"$out/client.pid"

@@ -31,23 +31,16 @@ head -c 64 /dev/zero >"$out/body"
 # `run` is called in a command substitution (a subshell): the server's pid goes
 # through a file, so the trap here can still kill it if anything fails.
 pidfile="$out/server.pid"
+# shellcheck source=benches/callgrind_server.sh
+source "$(dirname "$0")/callgrind_server.sh"
 rm -f "$pidfile"
 trap '[[ ! -s $pidfile ]] || kill -KILL "$(cat "$pidfile")" 2>/dev/null || true' EXIT
 
 # Prints the instructions of one run of $1 serving $2 requests.
 run() {
-  local bin=$1 n=$2 file="$out/$(basename "$1").$2.callgrind" pid
-  valgrind --tool=callgrind --callgrind-out-file="$file" "$bin" --runtime "$rt" --listen 127.0.0.1:0 \
-    >"$out/server.out" 2>"$out/server.err" &
-  pid=$!
-  echo "$pid" >"$pidfile"
-  local addr=
-  for _ in $(seq 300); do
-    addr=$(sed -n 's/^listening on //p' "$out/server.out")
-    [[ -n $addr ]] && break
-    sleep 0.1
-  done
-  [[ -n $addr ]] || { echo "$bin did not start" >&2; exit 1; }
+  local bin=$1 n=$2 file="$out/$(basename "$1").$2.callgrind"
+  callgrind_server "$file" "$bin" "$rt" "$out"
+  local pid=$server_pid addr=$server_addr
   h2load -c 16 -m 32 -n "$n" -d "$out/body" "http://$addr/echo" >"$out/h2load.out" 2>&1 || true
   grep -q "$n succeeded" "$out/h2load.out" ||
     { echo "h2load against $bin failed: $(tail -n 3 "$out/h2load.out")" >&2; exit 1; }
