@@ -301,53 +301,20 @@ fn a_hard_stop_cuts_a_silent_handshake_at_once(rt: Rt) {
 /// included, is still bounded, so a stop without a deadline ends.
 #[test]
 fn a_transport_whose_shutdown_never_ends_is_still_bounded_by_the_linger() {
-    use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    struct StuckShutdown(::tokio::net::TcpStream);
-    impl AsyncRead for StuckShutdown {
-        fn poll_read(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.0).poll_read(cx, buf)
-        }
-    }
-    impl AsyncWrite for StuckShutdown {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            cx: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            Pin::new(&mut self.0).poll_write(cx, buf)
-        }
-        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Pin::new(&mut self.0).poll_flush(cx)
-        }
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Pending
-        }
-    }
-
     let rt = server::tokio_runtime();
     let (shutdown, mut client) = serve_one_through(
         winddown_tokio::TokioRuntime::with_handle(rt.handle().clone()),
         |socket| {
             let _entered = rt.enter();
-            StuckShutdown(::tokio::net::TcpStream::from_std(socket).unwrap())
+            Faulty {
+                shutdown_never_ends: true,
+                ..Faulty::new(::tokio::net::TcpStream::from_std(socket).unwrap())
+            }
         },
     );
-
-    let stopping = {
-        let shutdown = shutdown.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(rt.block_on(shutdown.graceful_stop()));
-        });
-        rx
-    };
+    let stopping = stop_in_background(&shutdown, move |shutdown| {
+        rt.block_on(shutdown.graceful_stop())
+    });
     // ACKs the PING, reads the final GOAWAY, never closes its side.
     let (frames, close) = client.collect_until_close(true).unwrap();
     assert_eq!(goaways(&frames).last(), Some(&(0, code::NO_ERROR)));
@@ -384,15 +351,28 @@ where
     (shutdown, client)
 }
 
-/// A transport whose reads, once `flooding` is set, always find bytes
-/// waiting: a client that sends faster than the server reads. The linger
-/// reads and drops them, and must still see its timers.
-struct Flooding<T> {
+/// A test transport over `inner` with faults switched on: once `flooding`
+/// is set, every read finds bytes waiting (a client that sends faster than
+/// the server reads); with `shutdown_never_ends`, its shutdown never
+/// completes (TLS whose close_notify cannot be written, say).
+struct Faulty<T> {
     inner: T,
     flooding: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    shutdown_never_ends: bool,
 }
 
-impl<T: ::tokio::io::AsyncRead + Unpin> ::tokio::io::AsyncRead for Flooding<T> {
+impl<T> Faulty<T> {
+    /// No fault yet.
+    fn new(inner: T) -> Self {
+        Self {
+            inner,
+            flooding: Default::default(),
+            shutdown_never_ends: false,
+        }
+    }
+}
+
+impl<T: ::tokio::io::AsyncRead + Unpin> ::tokio::io::AsyncRead for Faulty<T> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -407,7 +387,7 @@ impl<T: ::tokio::io::AsyncRead + Unpin> ::tokio::io::AsyncRead for Flooding<T> {
     }
 }
 
-impl<T: ::tokio::io::AsyncWrite + Unpin> ::tokio::io::AsyncWrite for Flooding<T> {
+impl<T: ::tokio::io::AsyncWrite + Unpin> ::tokio::io::AsyncWrite for Faulty<T> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -425,11 +405,27 @@ impl<T: ::tokio::io::AsyncWrite + Unpin> ::tokio::io::AsyncWrite for Flooding<T>
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        if self.shutdown_never_ends {
+            return std::task::Poll::Pending;
+        }
         std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
-/// Serves one connection through [`Flooding`] on `runtime`, floods it once
+/// Runs `stop` on its own thread; its report comes through the receiver.
+fn stop_in_background(
+    shutdown: &winddown::Shutdown,
+    stop: impl FnOnce(winddown::Shutdown) -> Report + Send + 'static,
+) -> std::sync::mpsc::Receiver<Report> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shutdown = shutdown.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(stop(shutdown));
+    });
+    rx
+}
+
+/// Serves one connection through a [`Faulty`] transport on `runtime`, floods it once
 /// the client has the final GOAWAY, and returns the stop's report: a stop
 /// with no deadline, so only a bounded linger lets it end.
 fn stop_while_flooded_in_the_linger<R, T>(
@@ -442,22 +438,17 @@ where
     T: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let flooding = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (shutdown, mut client) = serve_one_through(runtime, |socket| Flooding {
-        inner: wrap(socket),
+    let (shutdown, mut client) = serve_one_through(runtime, |socket| Faulty {
         flooding: flooding.clone(),
+        ..Faulty::new(wrap(socket))
     });
-
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stopping = shutdown.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(stop(stopping));
-    });
+    let stopping = stop_in_background(&shutdown, stop);
     client
         .read_until(true, |f| matches!(f, Frame::GoAway { last_stream: 0, .. }))
         .unwrap();
     // h2 has closed the connection: the server is in its linger.
     flooding.store(true, std::sync::atomic::Ordering::SeqCst);
-    rx.recv_timeout(BOUND).ok()
+    stopping.recv_timeout(BOUND).ok()
 }
 
 #[test]
