@@ -643,8 +643,15 @@ mod tests {
         let (io, _peer) = tokio::io::duplex(64);
         let serving = super::serve(server.inner_for_tests(), io, shutdown.connection(None));
         let size = std::mem::size_of_val(&serving);
-        // Printed for BENCHMARKS.md (`-- --nocapture`).
+        // Printed for BENCHMARKS.md (`-- --nocapture`), with what each
+        // connection held before it waited through its record (`poll_drain`).
         eprintln!("a connection's future: {size} bytes");
+        let token = shutdown.drain_token();
+        let wait = token.wait();
+        eprintln!(
+            "a DrainToken::wait future: {} bytes",
+            std::mem::size_of_val(&wait)
+        );
         assert!(size <= 3 * 1024, "a connection's future is {size} bytes");
     }
 }
