@@ -358,15 +358,21 @@ fn counted(n: usize, noun: &str) -> String {
 /// Formats a duration for people: `0.4 ms`, `12 ms`, `3.2 s`.
 pub(crate) struct Millis(pub(crate) Duration);
 
+/// Three significant figures: enough to compare two stops (a benchmark reads
+/// the report's figure; whole milliseconds hid ±5 % at 10 ms), few enough to
+/// read at a glance.
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_secs_f64() * 1000.0;
-        if ms < 10.0 {
-            write!(f, "{ms:.1} ms")
-        } else if ms < 1000.0 {
-            write!(f, "{ms:.0} ms")
-        } else {
-            write!(f, "{:.1} s", ms / 1000.0)
+        let s = ms / 1000.0;
+        match ms {
+            ms if ms < 1.0 => write!(f, "{ms:.3} ms"),
+            ms if ms < 10.0 => write!(f, "{ms:.2} ms"),
+            ms if ms < 100.0 => write!(f, "{ms:.1} ms"),
+            ms if ms < 1000.0 => write!(f, "{ms:.0} ms"),
+            _ if s < 10.0 => write!(f, "{s:.2} s"),
+            _ if s < 100.0 => write!(f, "{s:.1} s"),
+            _ => write!(f, "{s:.0} s"),
         }
     }
 }
@@ -377,9 +383,15 @@ mod tests {
 
     #[test]
     fn millis_formats() {
-        assert_eq!(Millis(Duration::from_micros(400)).to_string(), "0.4 ms");
-        assert_eq!(Millis(Duration::from_millis(12)).to_string(), "12 ms");
-        assert_eq!(Millis(Duration::from_millis(3200)).to_string(), "3.2 s");
+        let shown = |micros| Millis(Duration::from_micros(micros)).to_string();
+        assert_eq!(shown(0), "0.000 ms");
+        assert_eq!(shown(412), "0.412 ms");
+        assert_eq!(shown(4_123), "4.12 ms");
+        assert_eq!(shown(12_345), "12.3 ms");
+        assert_eq!(shown(972_400), "972 ms");
+        assert_eq!(shown(3_200_000), "3.20 s");
+        assert_eq!(shown(10_000_000), "10.0 s");
+        assert_eq!(shown(125_000_000), "125 s");
     }
 
     #[test]

@@ -83,7 +83,7 @@ use crate::{
 /// worker.join().unwrap();
 /// assert!(!report.outcome.is_forced());
 /// assert_eq!(report.connections.drained, 1);
-/// println!("{report}"); // shutdown: graceful in 0.1 ms; streams: ...
+/// println!("{report}"); // shutdown: graceful in 0.105 ms; streams: ...
 /// ```
 #[derive(Clone)]
 pub struct Shutdown {
