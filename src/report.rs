@@ -80,7 +80,7 @@ impl fmt::Display for ForceReason {
 ///
 /// ```
 /// let stream = winddown::HeldStream { id: 5, path: "/slow".into(), age: std::time::Duration::from_millis(1500) };
-/// assert_eq!(stream.to_string(), "stream 5 /slow 1.5 s");
+/// assert_eq!(stream.to_string(), "stream 5 /slow 1.50 s");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldStream {
@@ -111,7 +111,7 @@ impl fmt::Display for HeldStream {
 ///     open_streams: 1,
 ///     streams: vec![winddown::HeldStream { id: 1, path: "/sleep/9000".into(), age: Duration::from_secs(2) }],
 /// };
-/// assert_eq!(held.to_string(), "127.0.0.1:4000 (age 3.0 s, 1 open stream: stream 1 /sleep/9000 2.0 s)");
+/// assert_eq!(held.to_string(), "127.0.0.1:4000 (age 3.00 s, 1 open stream: stream 1 /sleep/9000 2.00 s)");
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeldConnection {
@@ -355,7 +355,8 @@ fn counted(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
-/// Formats a duration for people: `0.4 ms`, `12 ms`, `3.2 s`.
+/// Formats a duration for people, to three significant figures: `0.412 ms`,
+/// `12.3 ms`, `3.20 s`.
 pub(crate) struct Millis(pub(crate) Duration);
 
 /// Three significant figures: enough to compare two stops (a benchmark reads
