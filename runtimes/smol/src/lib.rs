@@ -35,6 +35,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod read_wake;
 mod stream;
 
 pub use stream::TcpStream;

@@ -4,10 +4,13 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll, Waker};
 
 use smol::Async;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::read_wake::ReadWake;
 
 /// A TCP stream on smol's reactor, speaking tokio's I/O traits (which h2
 /// drives): what [`TcpListener`](crate::TcpListener) accepts and
@@ -17,7 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// returned less than it was offered emptied the socket, so the next read
 /// first waits for readiness instead of asking the kernel for an
 /// `EAGAIN` (h2 reads until a read would block: without this, every batch
-/// of frames costs one system call more).
+/// of frames costs one system call more). The wait is registered with a
+/// waker of its own that notes the reactor's wake-up, and the next poll
+/// reads only after one (`read_wake.rs` says why async-io's own answer is
+/// not enough).
 ///
 /// # Example
 ///
@@ -40,8 +46,20 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug)]
 pub struct TcpStream {
     inner: Async<std::net::TcpStream>,
-    /// The last read returned less than it was offered.
-    drained: bool,
+    read: ReadState,
+    wake: Arc<ReadWake>,
+}
+
+/// What the next poll of a read does first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReadState {
+    /// Read.
+    Read,
+    /// The last read returned less than it was offered (the socket is
+    /// empty): register interest in readability before reading.
+    Drained,
+    /// Interest is registered: read once the reactor has woken us.
+    Registered,
 }
 
 impl TcpStream {
@@ -96,7 +114,8 @@ impl TcpStream {
         inner.get_ref().set_nodelay(true)?;
         Ok(Self {
             inner,
-            drained: false,
+            read: ReadState::Read,
+            wake: Arc::default(),
         })
     }
 
@@ -125,21 +144,35 @@ impl AsyncRead for TcpStream {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.drained {
-                // Registers interest (re-arming the reactor's one-shot event),
-                // so bytes that came since the short read still wake us.
-                ready!(this.inner.poll_readable(cx))?;
-                this.drained = false;
+            match this.read {
+                ReadState::Read => {}
+                ReadState::Drained => {
+                    // Registers interest (re-arming the reactor's one-shot
+                    // event), so bytes that came since the short read still
+                    // wake us.
+                    this.read = ReadState::Registered;
+                    ready!(this.register_read(cx))?;
+                }
+                // Polled for another reason (h2's connection task is woken by
+                // every handler that answers): no read, no system call.
+                ReadState::Registered if !this.wake.take_woken(cx.waker()) => return Poll::Pending,
+                ReadState::Registered => {}
             }
             let unfilled = buf.initialize_unfilled();
             let offered = unfilled.len();
             match this.inner.get_ref().read(unfilled) {
                 Ok(n) => {
-                    this.drained = n < offered;
+                    // Zero is the peer's EOF: every later read returns it at
+                    // once, so there is nothing to wait for.
+                    this.read = if n > 0 && n < offered {
+                        ReadState::Drained
+                    } else {
+                        ReadState::Read
+                    };
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => this.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => this.read = ReadState::Drained,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -148,6 +181,23 @@ impl AsyncRead for TcpStream {
 }
 
 impl TcpStream {
+    /// Registers interest in readability with the reactor, through our
+    /// [`ReadWake`], to wake the task of `cx`. Pending, unless registering
+    /// fails.
+    fn register_read(&self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        self.wake.arm(cx.waker());
+        let waker = Waker::from(Arc::clone(&self.wake));
+        let mut cx = Context::from_waker(&waker);
+        match self.inner.poll_readable(&mut cx) {
+            // The event of the last registration, which woke us and was read
+            // after (the one-shot event is disarmed until registered again):
+            // reading now would find nothing. Now consumed, the second call
+            // registers.
+            Poll::Ready(Ok(())) => self.inner.poll_readable(&mut cx),
+            other => other,
+        }
+    }
+
     /// Runs `write` until the socket takes it (or fails), waiting for
     /// writability between tries.
     fn poll_write_with(
@@ -258,6 +308,74 @@ mod tests {
             assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 1);
             assert_eq!(buf[0], b'b');
         });
+    }
+
+    #[test]
+    fn a_read_after_the_peers_eof_returns_at_once() {
+        smol::block_on(async {
+            let (mut ours, peer) = pair();
+            drop(peer);
+            let mut buf = [0u8; 64];
+            assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 0);
+            // EOF stays: no wait for readiness (the linger reads again after
+            // h2 saw the EOF, and waiting there could spin, see below).
+            let again = future::poll_once(ours.read(&mut buf)).await;
+            assert_eq!(again.map(|r| r.unwrap()), Some(0));
+        });
+    }
+
+    /// Set by a wake-up; waited for with a bound.
+    #[derive(Default)]
+    struct WokenFlag(std::sync::Mutex<bool>, std::sync::Condvar);
+
+    impl std::task::Wake for WokenFlag {
+        fn wake(self: std::sync::Arc<Self>) {
+            *self.0.lock().unwrap() = true;
+            self.1.notify_all();
+        }
+    }
+
+    impl WokenFlag {
+        fn wait(&self) -> bool {
+            let woken = self.0.lock().unwrap();
+            let (woken, _) = self
+                .1
+                .wait_timeout_while(woken, Duration::from_secs(10), |woken| !*woken)
+                .unwrap();
+            *woken
+        }
+    }
+
+    /// async-io reports readiness only for an event of a reactor turn later
+    /// than the one that registered the interest. Registered while the
+    /// reactor's thread waits, on a socket that becomes readable, the event
+    /// comes in that same turn: the task is woken, yet `poll_readable` says
+    /// pending. The poll after such a wake-up must read.
+    #[test]
+    fn the_poll_after_the_reactors_wake_up_reads() {
+        use std::future::Future;
+        use std::io::Write;
+        use std::sync::Arc;
+        use std::task::{Context, Poll, Waker};
+
+        let (mut ours, mut peer) = pair();
+        peer.write_all(b"a").unwrap();
+        let mut buf = [0u8; 64];
+        // Not smol's block_on: this thread never drives the reactor, so
+        // async-io's own thread waits in it, as in a server.
+        let first = future::block_on(bounded(ours.read(&mut buf)));
+        assert_eq!(first.unwrap(), 1);
+        let woken = Arc::new(WokenFlag::default());
+        let waker = Waker::from(Arc::clone(&woken));
+        let mut cx = Context::from_waker(&waker);
+        let mut next = Box::pin(ours.read(&mut buf));
+        assert!(next.as_mut().poll(&mut cx).is_pending(), "registers");
+        peer.write_all(b"b").unwrap();
+        assert!(woken.wait(), "the reactor woke the read within 10 s");
+        match next.as_mut().poll(&mut cx) {
+            Poll::Ready(read) => assert_eq!(read.unwrap(), 1),
+            Poll::Pending => panic!("woken by the reactor, yet did not read"),
+        }
     }
 
     #[test]
