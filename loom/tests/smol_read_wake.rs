@@ -70,3 +70,29 @@ fn smol_read_wake_is_never_lost() {
 fn smol_read_wake_reaches_a_task_that_polls_with_a_new_waker() {
     model_wake_up_is_never_lost(false);
 }
+
+/// RW-1 across two polls with two new wakers while the reactor wakes: the
+/// wake-up reaches whichever poll comes after it, or the last waker.
+#[test]
+fn smol_read_wake_reaches_the_last_of_two_polls() {
+    loom::model(|| {
+        let wake = Arc::new(ReadWake::default());
+        let tasks: Vec<_> = (0..3).map(|_| std::sync::Arc::new(Task::default())).collect();
+        wake.arm(&Waker::from(tasks[0].clone()));
+        let reactor = {
+            let wake = wake.clone();
+            thread::spawn(move || wake.wake_task())
+        };
+        let first = Waker::from(tasks[1].clone());
+        let last = Waker::from(tasks[2].clone());
+        let seen = wake.take_woken(&first) || wake.take_woken(&last);
+        reactor.join().unwrap();
+        if !seen {
+            assert!(
+                tasks[2].0.load(Ordering::SeqCst) >= 1,
+                "pending, and the last waker was never woken"
+            );
+            assert!(wake.take_woken(&last), "woken, yet the next poll saw nothing");
+        }
+    });
+}

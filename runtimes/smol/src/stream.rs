@@ -149,14 +149,24 @@ impl AsyncRead for TcpStream {
                 ReadState::Drained => {
                     // Registers interest (re-arming the reactor's one-shot
                     // event), so bytes that came since the short read still
-                    // wake us.
-                    this.read = ReadState::Registered;
-                    ready!(this.register_read(cx))?;
+                    // wake us. Registered only once it is: a registration
+                    // that failed is tried again by the next poll.
+                    match this.register_read(cx) {
+                        Poll::Pending => {
+                            this.read = ReadState::Registered;
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                        Poll::Ready(Ok(())) => this.read = ReadState::Read,
+                    }
                 }
                 // Polled for another reason (h2's connection task is woken by
                 // every handler that answers): no read, no system call.
                 ReadState::Registered if !this.wake.take_woken(cx.waker()) => return Poll::Pending,
-                ReadState::Registered => {}
+                // The wake-up is spent on this read, whatever it returns: after
+                // an error or an interrupted read, the next poll reads again
+                // (the reactor no longer holds our waker).
+                ReadState::Registered => this.read = ReadState::Read,
             }
             let unfilled = buf.initialize_unfilled();
             let offered = unfilled.len();
@@ -189,10 +199,13 @@ impl TcpStream {
         let waker = Waker::from(Arc::clone(&self.wake));
         let mut cx = Context::from_waker(&waker);
         match self.inner.poll_readable(&mut cx) {
-            // The event of the last registration, which woke us and was read
-            // after (the one-shot event is disarmed until registered again):
-            // reading now would find nothing. Now consumed, the second call
-            // registers.
+            // Almost always the event of the last registration, which woke us
+            // and was read after: reading now would find nothing. (It can be
+            // fresh: a hang-up or an error also marks the read side when only
+            // write interest was registered.) Either way async-io now holds
+            // no waker, so the second call registers; a socket that is
+            // readable when re-armed reports at once (epoll and kqueue check
+            // the level on re-arm), so nothing is lost but a reactor turn.
             Poll::Ready(Ok(())) => self.inner.poll_readable(&mut cx),
             other => other,
         }
@@ -359,23 +372,52 @@ mod tests {
         use std::task::{Context, Poll, Waker};
 
         let (mut ours, mut peer) = pair();
-        peer.write_all(b"a").unwrap();
         let mut buf = [0u8; 64];
         // Not smol's block_on: this thread never drives the reactor, so
-        // async-io's own thread waits in it, as in a server.
+        // async-io's own thread waits in it, as in a server. The race (our
+        // registration lands while that thread waits) is not certain in one
+        // round, so the test runs twenty.
+        peer.write_all(b"a").unwrap();
         let first = future::block_on(bounded(ours.read(&mut buf)));
         assert_eq!(first.unwrap(), 1);
-        let woken = Arc::new(WokenFlag::default());
-        let waker = Waker::from(Arc::clone(&woken));
-        let mut cx = Context::from_waker(&waker);
-        let mut next = Box::pin(ours.read(&mut buf));
-        assert!(next.as_mut().poll(&mut cx).is_pending(), "registers");
-        peer.write_all(b"b").unwrap();
-        assert!(woken.wait(), "the reactor woke the read within 10 s");
-        match next.as_mut().poll(&mut cx) {
-            Poll::Ready(read) => assert_eq!(read.unwrap(), 1),
-            Poll::Pending => panic!("woken by the reactor, yet did not read"),
+        for round in 0..20 {
+            let woken = Arc::new(WokenFlag::default());
+            let waker = Waker::from(Arc::clone(&woken));
+            let mut cx = Context::from_waker(&waker);
+            let mut next = Box::pin(ours.read(&mut buf));
+            assert!(next.as_mut().poll(&mut cx).is_pending(), "registers");
+            peer.write_all(b"b").unwrap();
+            assert!(
+                woken.wait(),
+                "round {round}: the reactor woke the read within 10 s"
+            );
+            match next.as_mut().poll(&mut cx) {
+                Poll::Ready(read) => assert_eq!(read.unwrap(), 1),
+                Poll::Pending => panic!("round {round}: woken by the reactor, yet did not read"),
+            }
         }
+    }
+
+    #[test]
+    fn a_read_after_an_error_reads_again() {
+        smol::block_on(async {
+            let (mut ours, mut peer) = pair();
+            // A byte the peer never reads turns its close into an RST.
+            ours.write_all(b"x").await.unwrap();
+            std::io::Write::write_all(&mut peer, b"a").unwrap();
+            let mut buf = [0u8; 64];
+            assert_eq!(bounded(ours.read(&mut buf)).await.unwrap(), 1);
+            let mut next = Box::pin(ours.read(&mut buf));
+            assert!(
+                future::poll_once(next.as_mut()).await.is_none(),
+                "registers"
+            );
+            drop(peer);
+            assert!(bounded(next).await.is_err(), "the reset");
+            // The wake-up was spent on the read that failed: this one must
+            // ask the socket again, not wait for a wake-up that never comes.
+            let _ = bounded(ours.read(&mut buf)).await;
+        });
     }
 
     #[test]
