@@ -77,7 +77,9 @@ fn smol_read_wake_reaches_a_task_that_polls_with_a_new_waker() {
 fn smol_read_wake_reaches_the_last_of_two_polls() {
     loom::model(|| {
         let wake = Arc::new(ReadWake::default());
-        let tasks: Vec<_> = (0..3).map(|_| std::sync::Arc::new(Task::default())).collect();
+        let tasks: Vec<_> = (0..3)
+            .map(|_| std::sync::Arc::new(Task::default()))
+            .collect();
         wake.arm(&Waker::from(tasks[0].clone()));
         let reactor = {
             let wake = wake.clone();
@@ -92,7 +94,10 @@ fn smol_read_wake_reaches_the_last_of_two_polls() {
                 tasks[2].0.load(Ordering::SeqCst) >= 1,
                 "pending, and the last waker was never woken"
             );
-            assert!(wake.take_woken(&last), "woken, yet the next poll saw nothing");
+            assert!(
+                wake.take_woken(&last),
+                "woken, yet the next poll saw nothing"
+            );
         }
     });
 }
