@@ -217,7 +217,8 @@ impl Listener for TcpListener {
 
 /// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
 /// and a hard stop at once on a second signal. The returned future resolves
-/// to the stop's report.
+/// to the stop's report; the stop itself runs as a task on smol's executor, spawned
+/// when the future is first polled (see [`winddown::http2::stop_on_signals`]).
 ///
 /// The signal handlers are installed by this call, before the future first
 /// runs, so a signal that arrives right after (say, once the server has

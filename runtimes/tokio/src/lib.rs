@@ -249,7 +249,8 @@ impl Listener for TcpListener {
 
 /// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
 /// and a hard stop at once on a second signal. The returned future resolves
-/// to the stop's report.
+/// to the stop's report; the stop itself runs as a task on tokio's worker threads, spawned
+/// when the future is first polled (see [`winddown::http2::stop_on_signals`]).
 ///
 /// The signal handlers are installed by this call (inside a tokio runtime),
 /// before the future first runs, so a signal that arrives right after is
