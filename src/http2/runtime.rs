@@ -1,11 +1,12 @@
 //! [`Runtime`]: the little the server needs from an async runtime.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use futures_lite::Stream;
+use futures_lite::{future, Stream, StreamExt};
 
-use crate::{Report, Shutdown};
+use crate::{DrainToken, Report, Shutdown};
 
 /// What the HTTP/2 server needs from an async runtime: spawning a task and a
 /// timer. Everything else (the protocol, the drain, the stop) is written once
@@ -73,7 +74,11 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 /// accept loops and connections and is woken by them. Run on the executor,
 /// those wake-ups stay on its threads instead of crossing to `main` and back
 /// at every step (on smol this took ~0.1 ms off a one-connection stop).
-/// Once polled, the stop task stays whether or not the future is kept.
+///
+/// The task ends, letting go of `signals`, when the returned future is
+/// dropped before the first signal, or when another caller's stop finishes
+/// first. After the first signal it runs the stop to the end even if the
+/// future is dropped: a stop is never left half done.
 ///
 /// # Example
 ///
@@ -113,25 +118,57 @@ where
 {
     let shutdown = shutdown.clone();
     async move {
+        let caller_gone = DrainToken::new();
+        let _fire_when_dropped = FireOnDrop(caller_gone.clone());
         let stopper = shutdown.clone();
         let timers = runtime.clone();
         let stop = async move {
+            // Read only by this task, so `Relaxed` is enough.
+            let signalled = AtomicBool::new(false);
+            let signals = signals.inspect(|_| signalled.store(true, Ordering::Relaxed));
             let lame_duck = (!lame_duck.is_zero()).then_some(|| timers.sleep(lame_duck));
-            stopper
-                .stop_on_signals_with_lame_duck(signals, lame_duck, || timers.sleep(grace))
+            let stop =
+                stopper.stop_on_signals_with_lame_duck(signals, lame_duck, || timers.sleep(grace));
+            let not_needed = async {
+                future::or(caller_gone.wait(), async {
+                    stopper.stopped().await;
+                })
                 .await;
+                if signalled.load(Ordering::Relaxed) {
+                    // This task is running a stop: it finishes it.
+                    future::pending::<()>().await;
+                }
+            };
+            future::or(
+                async {
+                    stop.await;
+                },
+                not_needed,
+            )
+            .await;
         };
         runtime.spawn(stop);
         shutdown.stopped().await
     }
 }
 
+/// Fires its token when dropped.
+struct FireOnDrop(DrainToken);
+
+impl Drop for FireOnDrop {
+    fn drop(&mut self) {
+        self.0.fire();
+    }
+}
+
 #[cfg(all(test, not(winddown_loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
+    use std::pin::Pin;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::{mpsc, Arc};
+    use std::task::{Context, Poll};
 
-    use futures_lite::{future, stream, StreamExt};
+    use futures_lite::stream;
 
     use super::*;
 
@@ -196,5 +233,109 @@ mod tests {
         );
         let report = future::block_on(future::poll_once(stop)).expect("resolved at once");
         assert_eq!(report.total, first.total);
+    }
+
+    /// A bound on every wait below; never reached unless the test fails.
+    const BOUND: Duration = Duration::from_secs(10);
+
+    /// Gives `signals` (then nothing more), and fires `dropped` when the
+    /// stream is dropped.
+    struct Signals {
+        signals: usize,
+        dropped: DrainToken,
+    }
+
+    impl Stream for Signals {
+        type Item = ();
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<()>> {
+            if self.signals == 0 {
+                return Poll::Pending;
+            }
+            self.signals -= 1;
+            Poll::Ready(Some(()))
+        }
+    }
+
+    impl Drop for Signals {
+        fn drop(&mut self) {
+            self.dropped.fire();
+        }
+    }
+
+    fn signals(signals: usize) -> (Signals, DrainToken) {
+        let dropped = DrainToken::new();
+        let stream = Signals {
+            signals,
+            dropped: dropped.clone(),
+        };
+        (stream, dropped)
+    }
+
+    #[test]
+    fn dropping_the_future_before_a_signal_lets_go_of_the_signals() {
+        let shutdown = Shutdown::new();
+        let (no_signal, dropped) = signals(0);
+        let mut stop = Box::pin(stop_on_signals(
+            Counted::new(true),
+            &shutdown,
+            no_signal,
+            Duration::ZERO,
+            BOUND,
+        ));
+        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        drop(stop);
+        assert!(
+            dropped.wait_blocking_timeout(BOUND),
+            "the task kept the signals"
+        );
+        assert!(shutdown.phase().is_none(), "no stop began");
+    }
+
+    #[test]
+    fn a_stop_finished_elsewhere_ends_the_task() {
+        let shutdown = Shutdown::new();
+        let (no_signal, dropped) = signals(0);
+        let mut stop = Box::pin(stop_on_signals(
+            Counted::new(true),
+            &shutdown,
+            no_signal,
+            Duration::ZERO,
+            BOUND,
+        ));
+        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        let first = future::block_on(shutdown.graceful_stop());
+        assert_eq!(future::block_on(stop).total, first.total);
+        assert!(
+            dropped.wait_blocking_timeout(BOUND),
+            "the task kept the signals"
+        );
+    }
+
+    #[test]
+    fn a_stop_begun_by_a_signal_finishes_after_the_future_is_dropped() {
+        let shutdown = Shutdown::new();
+        let handler = shutdown.handler();
+        let (one_signal, _) = signals(1);
+        let mut stop = Box::pin(stop_on_signals(
+            Counted::new(true),
+            &shutdown,
+            one_signal,
+            Duration::ZERO,
+            BOUND,
+        ));
+        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        assert!(
+            shutdown.drain_token().wait_blocking_timeout(BOUND),
+            "the signal began a stop"
+        );
+        drop(stop);
+        drop(handler);
+        let (sent, report) = mpsc::channel();
+        let waiter = shutdown.clone();
+        std::thread::spawn(move || {
+            let _ = sent.send(future::block_on(waiter.stopped()));
+        });
+        let report = report.recv_timeout(BOUND).expect("the stop finished");
+        assert!(!report.outcome.is_forced());
     }
 }
