@@ -1,10 +1,13 @@
 //! [`Runtime`]: the little the server needs from an async runtime.
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_lite::{future, Stream, StreamExt};
+use futures_lite::{future, FutureExt, Stream, StreamExt};
 
 use crate::{DrainToken, Report, Shutdown};
 
@@ -52,8 +55,9 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// The future [`sleep`](Runtime::sleep) returns.
     type Sleep: Future<Output = ()> + Send + 'static;
 
-    /// Runs `task` in the background. The server tracks its own tasks with
-    /// the [`Shutdown`](crate::Shutdown), so the handle is not needed.
+    /// Runs `task` in the background, to its end. The server tracks its own
+    /// tasks with the [`Shutdown`](crate::Shutdown), so the handle is not
+    /// needed; [`stop_on_signals`] runs its stop in such a task.
     fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F);
 
     /// A future that completes after `duration`.
@@ -79,6 +83,13 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 /// dropped before the first signal, or when another caller's stop finishes
 /// first. After the first signal it runs the stop to the end even if the
 /// future is dropped: a stop is never left half done.
+///
+/// # Panics
+///
+/// The future never waits on a task that is gone. If the stop task panics
+/// (say, a timer on a tokio runtime built without `enable_time`), the panic
+/// is resumed in the caller; if `runtime` drops the task before the stop
+/// finishes (a runtime shutting down), the future panics saying so.
 ///
 /// # Example
 ///
@@ -122,7 +133,13 @@ where
         let _fire_when_dropped = FireOnDrop(caller_gone.clone());
         let stopper = shutdown.clone();
         let timers = runtime.clone();
+        let task_end = Arc::new(TaskEnd::default());
+        let ended = task_end.clone();
+        // Moved into the task, so it fires however the task goes: finished,
+        // panicked, or dropped before it ever ran.
+        let gone_with_the_task = FireOnDrop(task_end.gone.clone());
         let stop = async move {
+            let _gone_with_the_task = gone_with_the_task;
             // Read only by this task, so `Relaxed` is enough.
             let signalled = AtomicBool::new(false);
             let signals = signals.inspect(|_| signalled.store(true, Ordering::Relaxed));
@@ -139,17 +156,48 @@ where
                     future::pending::<()>().await;
                 }
             };
-            future::or(
+            let run = future::or(
                 async {
                     stop.await;
                 },
                 not_needed,
-            )
-            .await;
+            );
+            if let Err(panic) = AssertUnwindSafe(run).catch_unwind().await {
+                *ended.panic.lock().unwrap_or_else(PoisonError::into_inner) = Some(panic);
+            }
         };
         runtime.spawn(stop);
-        shutdown.stopped().await
+        let task_gone = async {
+            task_end.gone.wait().await;
+            // While this future lives, the task ends of itself only once a
+            // stop has finished: no report means it died.
+            if let Some(report) = shutdown.report() {
+                return report;
+            }
+            let panic = task_end
+                .panic
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            match panic {
+                Some(panic) => panic::resume_unwind(panic),
+                None => panic!(
+                    "winddown::http2::stop_on_signals: the runtime dropped the stop task \
+                     before the stop finished"
+                ),
+            }
+        };
+        future::or(shutdown.stopped(), task_gone).await
     }
+}
+
+/// How the stop task ended, for the caller waiting on it.
+#[derive(Default)]
+struct TaskEnd {
+    /// Fires when the task is gone, for whatever reason.
+    gone: DrainToken,
+    /// The task's panic, to resume in the caller.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 /// Fires its token when dropped.
@@ -169,6 +217,8 @@ mod tests {
     use std::task::{Context, Poll};
 
     use futures_lite::stream;
+
+    use crate::{ForceReason, Outcome};
 
     use super::*;
 
@@ -337,5 +387,147 @@ mod tests {
         });
         let report = report.recv_timeout(BOUND).expect("the stop finished");
         assert!(!report.outcome.is_forced());
+    }
+
+    /// Runs `stop` on a thread of its own: its report, or its panic's
+    /// message; panics if it does neither within [`BOUND`].
+    fn report_or_panic<F>(stop: F) -> Result<Report, String>
+    where
+        F: Future<Output = Report> + Send + 'static,
+    {
+        let (sent, outcome) = mpsc::channel();
+        std::thread::spawn(move || {
+            let run = panic::catch_unwind(AssertUnwindSafe(|| future::block_on(stop)));
+            let _ = sent.send(run.map_err(|panic| {
+                let text = panic.downcast_ref::<&str>().map(|s| s.to_string());
+                text.or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            }));
+        });
+        outcome
+            .recv_timeout(BOUND)
+            .expect("the caller neither resolved nor panicked: it hangs")
+    }
+
+    /// Runs each task on a thread, swallowing its panic as tokio does; its
+    /// timers panic, as tokio's do on a runtime built without `enable_time`.
+    #[derive(Clone)]
+    struct NoTimers;
+
+    impl Runtime for NoTimers {
+        type Sleep = future::Pending<()>;
+        fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+            std::thread::spawn(move || {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| future::block_on(task)));
+            });
+        }
+        fn sleep(&self, _: Duration) -> Self::Sleep {
+            panic!("timers are disabled");
+        }
+    }
+
+    #[test]
+    fn a_panic_in_the_stop_task_is_resumed_in_the_caller() {
+        let shutdown = Shutdown::new();
+        let (one_signal, _) = signals(1);
+        let stop = stop_on_signals(NoTimers, &shutdown, one_signal, Duration::ZERO, BOUND);
+        let panicked = report_or_panic(stop).expect_err("no report: the stop task died");
+        assert_eq!(panicked, "timers are disabled");
+    }
+
+    #[test]
+    fn a_stop_task_the_runtime_drops_does_not_hang_the_caller() {
+        let shutdown = Shutdown::new();
+        let (no_signal, _) = signals(0);
+        let stop = stop_on_signals(
+            Counted::new(false),
+            &shutdown,
+            no_signal,
+            Duration::ZERO,
+            BOUND,
+        );
+        let panicked = report_or_panic(stop).expect_err("no stop ran");
+        assert!(panicked.contains("dropped the stop task"), "{panicked}");
+    }
+
+    /// Keeps what it is given to spawn, for the test to run.
+    #[derive(Clone, Default)]
+    struct Deferred(Arc<std::sync::Mutex<Vec<Task>>>);
+
+    type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    impl Runtime for Deferred {
+        type Sleep = future::Pending<()>;
+        fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Box::pin(task));
+        }
+        fn sleep(&self, _: Duration) -> Self::Sleep {
+            future::pending()
+        }
+    }
+
+    #[test]
+    fn a_signal_already_there_when_the_task_first_runs_stops_though_the_caller_is_gone() {
+        let runtime = Deferred::default();
+        let shutdown = Shutdown::new();
+        let handler = shutdown.handler();
+        let (one_signal, _) = signals(1);
+        let mut stop = Box::pin(stop_on_signals(
+            runtime.clone(),
+            &shutdown,
+            one_signal,
+            Duration::ZERO,
+            BOUND,
+        ));
+        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        drop(stop);
+        let task = runtime
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let task = task.expect("the stop task was spawned");
+        std::thread::spawn(move || future::block_on(task));
+        assert!(
+            shutdown.drain_token().wait_blocking_timeout(BOUND),
+            "the signal began a stop"
+        );
+        drop(handler);
+        let waiter = shutdown.clone();
+        let report = report_or_panic(async move { waiter.stopped().await });
+        assert!(!report.expect("the stop finished").outcome.is_forced());
+    }
+
+    #[test]
+    fn a_second_signal_after_the_caller_is_gone_forces_the_stop() {
+        let shutdown = Shutdown::new();
+        let _stuck = shutdown.handler();
+        let second = DrainToken::new();
+        let signals = stream::once(())
+            .chain(stream::once_future(second.wait_owned()))
+            .chain(stream::pending());
+        let mut stop = Box::pin(stop_on_signals(
+            Counted::new(true),
+            &shutdown,
+            Box::pin(signals),
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        ));
+        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        assert!(
+            shutdown.drain_token().wait_blocking_timeout(BOUND),
+            "the signal began a stop"
+        );
+        drop(stop);
+        second.fire();
+        let waiter = shutdown.clone();
+        let report = report_or_panic(async move { waiter.stopped().await });
+        assert_eq!(
+            report.expect("the second signal forced the stop").outcome,
+            Outcome::Forced(ForceReason::Requested)
+        );
     }
 }
