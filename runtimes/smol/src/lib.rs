@@ -217,12 +217,17 @@ impl Listener for TcpListener {
 
 /// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
 /// and a hard stop at once on a second signal. The returned future resolves
-/// to the stop's report; the stop itself runs as a task on smol's executor, spawned
-/// when the future is first polled (see [`winddown::http2::stop_on_signals`]).
+/// to the stop's report; the stop itself runs as a task on smol's global
+/// executor, spawned when the future is first polled (see
+/// [`winddown::http2::stop_on_signals`]). A server on an executor of its own
+/// ([`SmolRuntime::with_executor`]) calls that function with its runtime and
+/// `async_signal::Signals` instead, to keep the stop on its executor.
 ///
 /// The signal handlers are installed by this call, before the future first
 /// runs, so a signal that arrives right after (say, once the server has
-/// announced its address) is never lost to the default action.
+/// announced its address) is never lost to the default action. They stay
+/// installed for the life of the process: once the future is dropped before
+/// a signal, SIGTERM and SIGINT no longer end the process of themselves.
 ///
 /// # Example
 ///

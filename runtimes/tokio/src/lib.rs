@@ -85,9 +85,10 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_lite::Stream;
 use tokio::runtime::Handle;
 use tokio::signal::unix::{signal, SignalKind};
 use winddown::http2::{Listener, Runtime};
@@ -249,12 +250,17 @@ impl Listener for TcpListener {
 
 /// Stops `shutdown` on SIGTERM or SIGINT: a graceful stop bounded by `grace`,
 /// and a hard stop at once on a second signal. The returned future resolves
-/// to the stop's report; the stop itself runs as a task on tokio's worker threads, spawned
-/// when the future is first polled (see [`winddown::http2::stop_on_signals`]).
+/// to the stop's report; the stop itself runs as a task on the current tokio
+/// runtime, spawned when the future is first polled (see
+/// [`winddown::http2::stop_on_signals`]). The runtime needs timers
+/// (`enable_time`, or `enable_all`): without them the stop's grace timer
+/// panics, and the panic comes out of the returned future.
 ///
 /// The signal handlers are installed by this call (inside a tokio runtime),
 /// before the future first runs, so a signal that arrives right after is
-/// never lost to the default action.
+/// never lost to the default action. tokio keeps them for the life of the
+/// process: once the future is dropped before a signal, SIGTERM and SIGINT
+/// no longer end the process of themselves.
 ///
 /// # Example
 ///
@@ -297,15 +303,10 @@ pub fn stop_on_signals_with_lame_duck(
 ) -> io::Result<impl Future<Output = Report> + Send + 'static> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    let signals = futures_lite::stream::poll_fn(move |cx| {
-        let term = terminate.poll_recv(cx);
-        let int = interrupt.poll_recv(cx);
-        match (term, int) {
-            (Poll::Ready(Some(())), _) | (_, Poll::Ready(Some(()))) => Poll::Ready(Some(())),
-            (Poll::Ready(None), Poll::Ready(None)) => Poll::Ready(None),
-            _ => Poll::Pending,
-        }
-    });
+    let signals = either_signal(
+        move |cx| terminate.poll_recv(cx),
+        move |cx| interrupt.poll_recv(cx),
+    );
     Ok(winddown::http2::stop_on_signals(
         runtime(),
         shutdown,
@@ -313,6 +314,30 @@ pub fn stop_on_signals_with_lame_duck(
         lame_duck,
         grace,
     ))
+}
+
+/// One stream of the signals of two kinds: an item per signal of either
+/// (both at once are two items, so a SIGTERM and a SIGINT together still
+/// make the second signal that forces the stop), ending when both end.
+fn either_signal(
+    mut first: impl FnMut(&mut Context<'_>) -> Poll<Option<()>>,
+    mut second: impl FnMut(&mut Context<'_>) -> Poll<Option<()>>,
+) -> impl Stream<Item = ()> {
+    let mut owed = false;
+    futures_lite::stream::poll_fn(move |cx| {
+        if std::mem::take(&mut owed) {
+            return Poll::Ready(Some(()));
+        }
+        match (first(cx), second(cx)) {
+            (Poll::Ready(Some(())), Poll::Ready(Some(()))) => {
+                owed = true;
+                Poll::Ready(Some(()))
+            }
+            (Poll::Ready(Some(())), _) | (_, Poll::Ready(Some(()))) => Poll::Ready(Some(())),
+            (Poll::Ready(None), Poll::Ready(None)) => Poll::Ready(None),
+            _ => Poll::Pending,
+        }
+    })
 }
 
 /// The runtime, by the same name in every adapter: switching between
@@ -443,4 +468,32 @@ pub fn hand_off_on_sighup(
         successor,
         ready_timeout,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use futures_lite::{future, StreamExt};
+
+    use super::either_signal;
+
+    /// Ready with one signal on its first poll, then ended.
+    fn once() -> impl FnMut(&mut Context<'_>) -> Poll<Option<()>> {
+        let mut given = false;
+        move |_| Poll::Ready((!std::mem::replace(&mut given, true)).then_some(()))
+    }
+
+    #[test]
+    fn two_signals_at_once_are_two_items() {
+        let signals = either_signal(once(), once());
+        assert_eq!(future::block_on(signals.count()), 2);
+    }
+
+    #[test]
+    fn one_signal_and_a_quiet_kind_is_one_item() {
+        let mut signals = either_signal(once(), |_| Poll::Pending);
+        assert_eq!(future::block_on(signals.next()), Some(()));
+        assert_eq!(future::block_on(future::poll_once(signals.next())), None);
+    }
 }
