@@ -321,18 +321,30 @@ mod tests {
         (stream, dropped)
     }
 
+    /// `stop_on_signals` on `runtime`, polled once: its task is spawned.
+    fn spawned<R: Runtime, S: Stream + Unpin + Send + 'static>(
+        runtime: R,
+        shutdown: &Shutdown,
+        signals: S,
+        grace: Duration,
+    ) -> Pin<Box<impl Future<Output = Report>>> {
+        let mut stop = Box::pin(stop_on_signals(
+            runtime,
+            shutdown,
+            signals,
+            Duration::ZERO,
+            grace,
+        ));
+        let polled = future::block_on(future::poll_once(&mut stop));
+        assert!(polled.is_none(), "no stop has finished yet");
+        stop
+    }
+
     #[test]
     fn dropping_the_future_before_a_signal_lets_go_of_the_signals() {
         let shutdown = Shutdown::new();
         let (no_signal, dropped) = signals(0);
-        let mut stop = Box::pin(stop_on_signals(
-            Counted::new(true),
-            &shutdown,
-            no_signal,
-            Duration::ZERO,
-            BOUND,
-        ));
-        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        let stop = spawned(Counted::new(true), &shutdown, no_signal, BOUND);
         drop(stop);
         assert!(
             dropped.wait_blocking_timeout(BOUND),
@@ -345,14 +357,7 @@ mod tests {
     fn a_stop_finished_elsewhere_ends_the_task() {
         let shutdown = Shutdown::new();
         let (no_signal, dropped) = signals(0);
-        let mut stop = Box::pin(stop_on_signals(
-            Counted::new(true),
-            &shutdown,
-            no_signal,
-            Duration::ZERO,
-            BOUND,
-        ));
-        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        let stop = spawned(Counted::new(true), &shutdown, no_signal, BOUND);
         let first = future::block_on(shutdown.graceful_stop());
         assert_eq!(future::block_on(stop).total, first.total);
         assert!(
@@ -366,14 +371,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let handler = shutdown.handler();
         let (one_signal, _) = signals(1);
-        let mut stop = Box::pin(stop_on_signals(
-            Counted::new(true),
-            &shutdown,
-            one_signal,
-            Duration::ZERO,
-            BOUND,
-        ));
-        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        let stop = spawned(Counted::new(true), &shutdown, one_signal, BOUND);
         assert!(
             shutdown.drain_token().wait_blocking_timeout(BOUND),
             "the signal began a stop"
@@ -475,14 +473,7 @@ mod tests {
         let shutdown = Shutdown::new();
         let handler = shutdown.handler();
         let (one_signal, _) = signals(1);
-        let mut stop = Box::pin(stop_on_signals(
-            runtime.clone(),
-            &shutdown,
-            one_signal,
-            Duration::ZERO,
-            BOUND,
-        ));
-        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        let stop = spawned(runtime.clone(), &shutdown, one_signal, BOUND);
         drop(stop);
         let task = runtime
             .0
@@ -509,14 +500,12 @@ mod tests {
         let signals = stream::once(())
             .chain(stream::once_future(second.wait_owned()))
             .chain(stream::pending());
-        let mut stop = Box::pin(stop_on_signals(
+        let stop = spawned(
             Counted::new(true),
             &shutdown,
             Box::pin(signals),
-            Duration::ZERO,
             Duration::from_secs(3600),
-        ));
-        assert!(future::block_on(future::poll_once(&mut stop)).is_none());
+        );
         assert!(
             shutdown.drain_token().wait_blocking_timeout(BOUND),
             "the signal began a stop"
