@@ -356,12 +356,11 @@ fn counted(n: usize, noun: &str) -> String {
 }
 
 /// Formats a duration for people, to three significant figures: `0.412 ms`,
-/// `12.3 ms`, `3.20 s`.
+/// `12.3 ms`, `3.20 s`. Enough to compare two stops (a benchmark reads the
+/// report's figure; whole milliseconds hid ±5 % at 10 ms), few enough to read
+/// at a glance.
 pub(crate) struct Millis(pub(crate) Duration);
 
-/// Three significant figures: enough to compare two stops (a benchmark reads
-/// the report's figure; whole milliseconds hid ±5 % at 10 ms), few enough to
-/// read at a glance.
 impl fmt::Display for Millis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0.as_secs_f64() * 1000.0;

@@ -337,25 +337,19 @@ mod tests {
         });
     }
 
-    /// Set by a wake-up; waited for with a bound.
+    /// A waker that fires its token: a wake-up to wait for with a bound.
     #[derive(Default)]
-    struct WokenFlag(std::sync::Mutex<bool>, std::sync::Condvar);
+    struct WokenFlag(winddown::DrainToken);
 
     impl std::task::Wake for WokenFlag {
         fn wake(self: std::sync::Arc<Self>) {
-            *self.0.lock().unwrap() = true;
-            self.1.notify_all();
+            self.0.fire();
         }
     }
 
     impl WokenFlag {
         fn wait(&self) -> bool {
-            let woken = self.0.lock().unwrap();
-            let (woken, _) = self
-                .1
-                .wait_timeout_while(woken, Duration::from_secs(10), |woken| !*woken)
-                .unwrap();
-            *woken
+            self.0.wait_blocking_timeout(Duration::from_secs(10))
         }
     }
 
