@@ -39,6 +39,7 @@ on_every_runtime!(
     bad_input_oversized_frame_gets_goaway_frame_size_error,
     a_whole_response_is_headers_and_data_ending_the_stream,
     a_unary_grpc_response_is_headers_data_then_trailers,
+    streams_arriving_together_past_one_accept_batch_are_all_served,
 );
 
 /// `Responder::send` ends the stream with its last DATA frame: no third,
@@ -62,6 +63,40 @@ fn a_whole_response_is_headers_and_data_ending_the_stream(rt: Rt) {
         frames::describe(&frames)
     );
     server.graceful_stop(BOUND).report();
+}
+
+/// A connection handles the new streams h2 has ready in batches, giving way
+/// between them. 100 requests in one write (three batches and a bit): 99
+/// handlers that sleep past the test (so nothing they do wakes the
+/// connection), then one /echo, which must still be served: the connection
+/// comes back for what its first batch left.
+fn streams_arriving_together_past_one_accept_batch_are_all_served(rt: Rt) {
+    const STREAMS: u32 = 100;
+    let last = 2 * STREAMS - 1;
+    let server = TestServer::start(rt, test_config());
+    let mut client = connect(&server);
+    let mut bytes = Vec::new();
+    for id in (1..last).step_by(2) {
+        let block = frames::encode_request_block("GET", "/sleep/600000", &[]);
+        // HEADERS with END_HEADERS and END_STREAM.
+        bytes.extend(frames::encode_frame(0x1, 0x5, id, &block));
+    }
+    let block = frames::encode_request_block("POST", "/echo", &[]);
+    bytes.extend(frames::encode_frame(0x1, 0x4, last, &block));
+    bytes.extend(frames::encode_frame(0x0, 0x1, last, b"the last")); // DATA, END_STREAM
+    client.send_raw(&bytes).unwrap();
+    let frames = client
+        .read_until(true, |f| f.stream() == last && f.end_stream())
+        .unwrap();
+    assert_eq!(
+        response(&frames, last),
+        (Some(200), b"the last".to_vec(), true),
+        "{}",
+        frames::describe(&frames)
+    );
+    let report = server.stop().report();
+    assert_eq!(report.streams.completed, 1, "{report:?}");
+    assert_eq!(report.streams.reset, u64::from(STREAMS - 1), "{report:?}");
 }
 
 /// `Responder::send_with_trailers`, as the echo application's gRPC routes

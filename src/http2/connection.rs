@@ -198,6 +198,11 @@ async fn discard<IO: AsyncRead + Unpin>(io: &mut IO, buf: &mut [u8]) {
 /// operations per task poll, so its timer, polled after, still has budget.
 const DISCARD_TURN: usize = 32;
 
+/// New streams handled in one poll of a connection at most, before it gives
+/// way to the runtime's other tasks (a client sending streams faster than
+/// they are spawned cannot hold the thread).
+const ACCEPT_BATCH: usize = 32;
+
 /// How the drive loop ended, when what is left is a last await.
 enum End {
     /// Close once h2 has flushed the final GOAWAY.
@@ -231,8 +236,9 @@ enum State {
     Refusing,
 }
 
-enum Event<T> {
-    Accepted(Option<Result<T, h2::Error>>),
+enum Event {
+    /// h2's connection ended: the client closed it (`None`), or an error.
+    Ended(Option<h2::Error>),
     /// Refusing, and no stream is left: time for the final GOAWAY.
     Idle,
     Drain,
@@ -344,9 +350,30 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             let stopped = self.stop().is_fired();
                             return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
                         }
-                        // `accept` keeps no state: recreating it on every poll is sound.
-                        if let Poll::Ready(next) = pin!(h2.accept()).poll(cx) {
-                            return Poll::Ready(Event::Accepted(next));
+                        // New streams are handled here, as many as h2 has
+                        // (up to a batch), not returned one by one: the
+                        // signals above are polled once per wake-up, not once
+                        // per stream. `accept` keeps no state: recreating it
+                        // on every poll is sound.
+                        let mut batch = 0;
+                        loop {
+                            match pin!(h2.accept()).poll(cx) {
+                                Poll::Ready(Some(Ok((request, respond)))) => {
+                                    self.accepted(now, request, respond);
+                                }
+                                Poll::Ready(Some(Err(e))) => {
+                                    return Poll::Ready(Event::Ended(Some(e)));
+                                }
+                                Poll::Ready(None) => return Poll::Ready(Event::Ended(None)),
+                                Poll::Pending => break,
+                            }
+                            batch += 1;
+                            if batch == ACCEPT_BATCH {
+                                // More may be ready: come back after the
+                                // runtime's other tasks, and the timers below.
+                                cx.waker().wake_by_ref();
+                                break;
+                            }
                         }
                         // h2 wakes this task whenever a stream's state moves, so
                         // this is re-checked as streams finish and RSTs flush.
@@ -379,21 +406,11 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                 .await;
                 let config = &self.server.config;
                 match event {
-                    Event::Accepted(Some(Ok((request, respond)))) => {
-                        // Asked once: h2 takes its connection-wide lock for it.
-                        let id = respond.stream_id().as_u32();
-                        now.last_stream = now.last_stream.max(id);
-                        if now.state == State::Refusing {
-                            self.responder(respond, id, request.uri().path()).refuse();
-                        } else {
-                            self.spawn_handler(request, respond, id);
-                        }
-                    }
-                    Event::Accepted(Some(Err(e))) => {
+                    Event::Ended(Some(e)) => {
                         self.log_error(&e);
                         return !e.is_io();
                     }
-                    Event::Accepted(None) => {
+                    Event::Ended(None) => {
                         let last_stream = now.last_stream;
                         log::debug!("{}: closed (last stream {last_stream})", self.who());
                         return true;
@@ -466,6 +483,24 @@ impl<R: Runtime, H: Handler> Session<R, H> {
             // Boxed: only a closing connection pays for the closing awaits
             // (their timers are large on some runtimes).
             Box::pin(self.close(h2, end, now.last_stream)).await
+        }
+    }
+
+    /// A new stream from the client: served, or refused once the drain's
+    /// PING went unanswered.
+    fn accepted(
+        &self,
+        now: &mut Phase<R>,
+        request: http::Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+    ) {
+        // Asked once: h2 takes its connection-wide lock for it.
+        let id = respond.stream_id().as_u32();
+        now.last_stream = now.last_stream.max(id);
+        if now.state == State::Refusing {
+            self.responder(respond, id, request.uri().path()).refuse();
+        } else {
+            self.spawn_handler(request, respond, id);
         }
     }
 
