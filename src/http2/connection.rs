@@ -369,11 +369,19 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             }
                             batch += 1;
                             if batch == ACCEPT_BATCH {
-                                // More may be ready: come back after the
-                                // runtime's other tasks, and the timers below.
-                                cx.waker().wake_by_ref();
                                 break;
                             }
+                        }
+                        if batch > 1 {
+                            // Come back after the handlers just spawned (and
+                            // for any streams past the batch). Already woken,
+                            // this task is not put first in line by each
+                            // handler that answers (tokio's LIFO slot), so
+                            // their responses go out together in one write.
+                            // Not for one stream: there is nothing to join,
+                            // and tokio defers a task's own wake-up to its
+                            // next look at the reactor (a system call).
+                            cx.waker().wake_by_ref();
                         }
                         // h2 wakes this task whenever a stream's state moves, so
                         // this is re-checked as streams finish and RSTs flush.
