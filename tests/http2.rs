@@ -94,9 +94,17 @@ fn streams_arriving_together_past_one_accept_batch_are_all_served(rt: Rt) {
         "{}",
         frames::describe(&frames)
     );
+    // Every stream is counted once. The /echo may count as cut: its handler
+    // hands the response to h2 before it counts the stream complete, and a
+    // hard stop does not wait for handlers.
     let report = server.stop().report();
-    assert_eq!(report.streams.completed, 1, "{report:?}");
-    assert_eq!(report.streams.reset, u64::from(STREAMS - 1), "{report:?}");
+    let streams = &report.streams;
+    assert_eq!(
+        streams.completed + streams.reset,
+        u64::from(STREAMS),
+        "{report:?}"
+    );
+    assert!(streams.completed <= 1, "{report:?}");
 }
 
 /// `Responder::send_with_trailers`, as the echo application's gRPC routes

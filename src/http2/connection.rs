@@ -237,7 +237,8 @@ enum State {
 }
 
 enum Event {
-    /// h2's connection ended: the client closed it (`None`), or an error.
+    /// h2's connection ended: closed (`None`: by the client, or by h2 once
+    /// the final GOAWAY is out and no stream is left), or an error.
     Ended(Option<h2::Error>),
     /// Refusing, and no stream is left: time for the final GOAWAY.
     Idle,
@@ -256,7 +257,8 @@ enum Event {
 /// its events change (one value, so the poll borrows it once).
 struct Phase<R: Runtime> {
     state: State,
-    /// The highest stream id seen: the final GOAWAY's last-stream-id.
+    /// The highest stream id accepted, for the log lines (the GOAWAYs carry
+    /// h2's own count).
     last_stream: u32,
     /// Whether max age has passed: `age_or_grace` then holds the grace.
     aged: bool,
@@ -379,8 +381,9 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                             // handler that answers (tokio's LIFO slot), so
                             // their responses go out together in one write.
                             // Not for one stream: there is nothing to join,
-                            // and tokio defers a task's own wake-up to its
-                            // next look at the reactor (a system call).
+                            // and on tokio a task that wakes itself is queued
+                            // as a yield, which wakes an idle worker (system
+                            // calls on every serial request).
                             cx.waker().wake_by_ref();
                         }
                         // h2 wakes this task whenever a stream's state moves, so
