@@ -16,7 +16,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use client::*;
-use frames::{code, Close, Frame, FrameClient, MAX_STREAM_ID, PREFACE};
+use frames::{code, flag, kind, Close, Frame, FrameClient, MAX_STREAM_ID, PREFACE};
 use server::{test_config, Rt, TestServer, BOUND};
 use winddown::{ForceReason, Outcome};
 
@@ -78,12 +78,22 @@ fn streams_arriving_together_past_one_accept_batch_are_all_served(rt: Rt) {
     let mut bytes = Vec::new();
     for id in (1..last).step_by(2) {
         let block = frames::encode_request_block("GET", "/sleep/600000", &[]);
-        // HEADERS with END_HEADERS and END_STREAM.
-        bytes.extend(frames::encode_frame(0x1, 0x5, id, &block));
+        let flags = flag::END_HEADERS | flag::END_STREAM;
+        bytes.extend(frames::encode_frame(kind::HEADERS, flags, id, &block));
     }
     let block = frames::encode_request_block("POST", "/echo", &[]);
-    bytes.extend(frames::encode_frame(0x1, 0x4, last, &block));
-    bytes.extend(frames::encode_frame(0x0, 0x1, last, b"the last")); // DATA, END_STREAM
+    bytes.extend(frames::encode_frame(
+        kind::HEADERS,
+        flag::END_HEADERS,
+        last,
+        &block,
+    ));
+    bytes.extend(frames::encode_frame(
+        kind::DATA,
+        flag::END_STREAM,
+        last,
+        b"the last",
+    ));
     client.send_raw(&bytes).unwrap();
     let frames = client
         .read_until(true, |f| f.stream() == last && f.end_stream())
