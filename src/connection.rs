@@ -311,12 +311,18 @@ impl ConnInfo {
     /// assert_eq!(conn.open_streams(), 0);
     /// ```
     pub fn stream_opened(&self, id: u32, path: &str) -> OpenStream {
+        self.stream_opened_at(id, path, Instant::now())
+    }
+
+    /// [`stream_opened`](ConnInfo::stream_opened) at a time the caller read:
+    /// the server reads the clock once for the streams it opens together.
+    pub(crate) fn stream_opened_at(&self, id: u32, path: &str, since: Instant) -> OpenStream {
         // Made before the lock is taken: the handlers closing streams on
         // other threads wait for it only as long as storing it takes.
         let record = Slot::Open {
             id,
             path: StreamPath::new(path),
-            since: Instant::now(),
+            since,
         };
         let slot = self.lock().streams.open(record);
         OpenStream { slot, id }

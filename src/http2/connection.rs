@@ -358,10 +358,13 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         // per stream. `accept` keeps no state: recreating it
                         // on every poll is sound.
                         let mut batch = 0;
+                        // The streams' opening time, read once per batch.
+                        let mut opened_at = None;
                         loop {
                             match pin!(h2.accept()).poll(cx) {
                                 Poll::Ready(Some(Ok((request, respond)))) => {
-                                    self.accepted(now, request, respond);
+                                    let at = *opened_at.get_or_insert_with(Instant::now);
+                                    self.accepted(now, request, respond, at);
                                 }
                                 Poll::Ready(Some(Err(e))) => {
                                     return Poll::Ready(Event::Ended(Some(e)));
@@ -504,14 +507,16 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         now: &mut Phase<R>,
         request: http::Request<RecvStream>,
         respond: SendResponse<Bytes>,
+        opened_at: Instant,
     ) {
         // Asked once: h2 takes its connection-wide lock for it.
         let id = respond.stream_id().as_u32();
         now.last_stream = now.last_stream.max(id);
+        let responder = self.responder(respond, id, request.uri().path(), opened_at);
         if now.state == State::Refusing {
-            self.responder(respond, id, request.uri().path()).refuse();
+            responder.refuse();
         } else {
-            self.spawn_handler(request, respond, id);
+            self.spawn_handler(request, responder, id);
         }
     }
 
@@ -602,8 +607,14 @@ impl<R: Runtime, H: Handler> Session<R, H> {
         })
     }
 
-    fn responder(&self, respond: SendResponse<Bytes>, id: u32, path: &str) -> Responder {
-        let ticket = StreamTicket::new(self.shared(), id, path);
+    fn responder(
+        &self,
+        respond: SendResponse<Bytes>,
+        id: u32,
+        path: &str,
+        opened_at: Instant,
+    ) -> Responder {
+        let ticket = StreamTicket::new(self.shared(), id, path, opened_at);
         Responder {
             send: Some(respond),
             ticket: Some(ticket),
@@ -613,10 +624,9 @@ impl<R: Runtime, H: Handler> Session<R, H> {
     fn spawn_handler(
         &self,
         request: http::Request<RecvStream>,
-        respond: SendResponse<Bytes>,
+        responder: Responder,
         stream_id: u32,
     ) {
-        let responder = self.responder(respond, stream_id, request.uri().path());
         let (head, recv) = request.into_parts();
         let request = Request {
             head,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
@@ -438,8 +439,8 @@ pub(crate) struct StreamTicket {
 }
 
 impl StreamTicket {
-    pub(crate) fn new(shared: Arc<ConnShared>, id: u32, path: &str) -> Self {
-        let stream = shared.conn.stream_opened(id, path);
+    pub(crate) fn new(shared: Arc<ConnShared>, id: u32, path: &str, opened_at: Instant) -> Self {
+        let stream = shared.conn.stream_opened_at(id, path, opened_at);
         Self {
             shared,
             stream,
