@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
@@ -310,12 +310,38 @@ fn registry(c: &mut Criterion) {
     run_two_threads(c, "registry insert+remove", two);
 }
 
+fn stats(c: &mut Criterion) {
+    let stats = Arc::new(winddown::Stats::default());
+    // What a server without shards would keep: one counter every thread adds to.
+    let shared = Arc::new(AtomicU64::new(0));
+    let ops: Vec<(&str, Op)> = vec![
+        (
+            "winddown Stats::stream_completed",
+            op(move || black_box(&stats).stream_completed()),
+        ),
+        (
+            "one shared AtomicU64 fetch_add",
+            op(move || {
+                black_box(&shared).fetch_add(1, Ordering::Relaxed);
+            }),
+        ),
+    ];
+    let mut one = c.benchmark_group("stats count/one_thread");
+    let mut two = Vec::new();
+    for (name, o) in &ops {
+        bench_op(&mut one, &mut two, name, call(o));
+    }
+    one.finish();
+    run_two_threads(c, "stats count", two);
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     guards(&mut c);
     drain_checks(&mut c);
     waits(&mut c);
     registry(&mut c);
+    stats(&mut c);
     c.final_summary();
 
     println!("\nallocations per operation (one thread, 10,000 calls):");
