@@ -10,8 +10,12 @@
 #
 # Each binary, in turn, CPU_REPS times (default 3): a 20,000-request warm-up,
 # then h2load -c 16 -m 32 -n CPU_REQUESTS (default 200,000) POSTs of 64 bytes
-# to /echo; the server's utime + stime (/proc/PID/stat) across that run,
-# divided by the requests. Prints one line per run and the medians.
+# to /echo; the server's utime and stime (/proc/PID/stat) across that run,
+# divided by the requests. Prints one line per run, the medians, and for each
+# binary after the first the median of its per-repetition ratios to the first
+# (runs of one repetition are back to back, so a ratio is less exposed to the
+# machine's load than the two medians are). Threads: smol servers read
+# SMOL_THREADS (default: one per core).
 # Needs h2load (nghttp2-client).
 set -euo pipefail
 rt=${1:?usage: cpu_per_request.sh smol|tokio BINARY...}
@@ -22,7 +26,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [[ -z ${pid:-} ]] || kill -KILL "$pid" 2>/dev/null || true' EXIT
 head -c 64 /dev/zero >"$tmp/body"
 tck=$(getconf CLK_TCK)
-declare -A runs
+out=$tmp/runs
+: >"$out"
 for ((r = 1; r <= reps; r++)); do
   for bin in "$@"; do
     "$bin" --runtime "$rt" --listen 127.0.0.1:0 >"$tmp/out" 2>/dev/null &
@@ -30,18 +35,34 @@ for ((r = 1; r <= reps; r++)); do
     for _ in $(seq 100); do grep -q '^listening on ' "$tmp/out" 2>/dev/null && break; sleep 0.05; done
     port=$(head -n 1 "$tmp/out") && port=${port##*:}
     h2load -c 16 -m 32 -n 20000 -d "$tmp/body" "http://127.0.0.1:$port/echo" >/dev/null 2>&1
-    c0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     rps=$(h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "http://127.0.0.1:$port/echo" 2>&1 |
       sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p')
-    c1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+    read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     kill -TERM "$pid" && wait "$pid" 2>/dev/null || true
     pid=''
-    us=$(python3 -c "print(f'{($c1 - $c0) / $tck / $n * 1e6:.2f}')")
-    runs[$bin]+="$us "
-    printf '%-40s rep %d: %6s us/request  %10s req/s\n' "$bin" "$r" "$us" "$rps"
+    [[ -n $rps ]] || { echo "h2load against $bin failed" >&2; exit 1; }
+    echo "$r $bin $((u1 - u0)) $((s1 - s0)) $rps" >>"$out"
+    python3 -c "import sys; u, s, n, t = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+print(f'{sys.argv[5]:<40} rep {sys.argv[6]}: {(u + s) / t / n * 1e6:6.2f} us/request (user {u / t / n * 1e6:.2f}, sys {s / t / n * 1e6:.2f})  {float(sys.argv[7]):10.0f} req/s')" \
+      "$((u1 - u0))" "$((s1 - s0))" "$n" "$tck" "$bin" "$r" "$rps"
   done
 done
-echo "medians (CPU µs per request, $rt):"
-for bin in "$@"; do
-  printf '  %-40s %s\n' "$bin" "$(tr ' ' '\n' <<<"${runs[$bin]}" | grep . | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')"
-done
+python3 - "$out" "$n" "$tck" "$rt" "$@" <<'PY'
+import statistics, sys
+path, n, tck, rt, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+runs = {}
+for line in open(path):
+    r, b, u, s, rps = line.split()
+    runs.setdefault(b, {})[int(r)] = ((int(u) + int(s)) / tck / n * 1e6, int(u) / tck / n * 1e6, float(rps))
+print(f"medians ({rt}): CPU µs per request (user), req/s; ratios to {bins[0]} per repetition")
+for b in bins:
+    cpu, user, rps = zip(*runs[b].values())
+    line = f"  {b:<40} {statistics.median(cpu):6.2f} ({statistics.median(user):.2f})  {statistics.median(rps):10.0f}"
+    if b != bins[0]:
+        reps = [r for r in runs[b] if r in runs[bins[0]]]
+        cr = statistics.median(runs[b][r][0] / runs[bins[0]][r][0] for r in reps if runs[bins[0]][r][0])
+        rr = statistics.median(runs[b][r][2] / runs[bins[0]][r][2] for r in reps)
+        line += f"   CPU ×{cr:.3f}  req/s ×{rr:.3f}"
+    print(line)
+PY
