@@ -351,7 +351,9 @@ impl ConnInfo {
             })
             .collect();
         // Slots are reused in any order; sorted here, where it is rare.
-        open.sort_by_key(|(_, _, since)| *since);
+        // Streams opened together share one time: their ids, which a client
+        // raises with each stream it opens (RFC 9113 §5.1.1), order them.
+        open.sort_by_key(|&(id, _, since)| (since, id));
         open.iter()
             .map(|(id, path, since)| HeldStream {
                 id: *id,
@@ -657,6 +659,23 @@ mod tests {
             let slots = conn.lock().streams.slots.len();
             assert!(slots <= 40, "slots are reused: {slots}");
         }
+    }
+
+    /// Streams opened in one batch share their opening time; the list is
+    /// still oldest first, though the reused slots are in the reverse order.
+    #[test]
+    fn streams_opened_at_one_time_are_listed_in_the_order_they_opened() {
+        let shutdown = crate::Shutdown::new();
+        let conn = shutdown.connection(None);
+        let first = conn.stream_opened(1, "/");
+        let third = conn.stream_opened(3, "/");
+        assert!(conn.stream_closed(first));
+        assert!(conn.stream_closed(third));
+        let now = std::time::Instant::now();
+        let _fifth = conn.stream_opened_at(5, "/", now);
+        let _seventh = conn.stream_opened_at(7, "/", now);
+        let listed: Vec<u32> = conn.streams().iter().map(|s| s.id).collect();
+        assert_eq!(listed, [5, 7]);
     }
 
     #[test]
