@@ -10,8 +10,9 @@ use crate::sync::{AtomicU64, Ordering};
 ///
 /// They count over the whole life of the [`Shutdown`](crate::Shutdown), so a
 /// load generator's totals can be checked against them. Each method is one
-/// relaxed atomic add: the counters are only read after the work they count
-/// is over (the stop waits for it), and that wait supplies the ordering.
+/// relaxed atomic add on this thread's shard (below): the counters are only
+/// read after the work they count is over (the stop waits for it), and that
+/// wait supplies the ordering.
 ///
 /// The counters are split over per-thread shards, each on its own cache
 /// line, and [`snapshot`](Stats::snapshot) adds them up: a server counts
@@ -128,7 +129,11 @@ impl Stats {
         &self.shards[shard_hint() & (self.shards.len() - 1)]
     }
 
-    /// The counters now.
+    /// The counters now: exact once the work counted is over (after a stop).
+    /// Taken while the server runs, it adds up the shards one after another,
+    /// so it can miss a count made meanwhile on a shard already read while
+    /// including a later one: a total that each counter passed through, but
+    /// not necessarily all at the same moment.
     ///
     /// # Example
     ///

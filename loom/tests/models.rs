@@ -10,7 +10,7 @@ use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use winddown::{DrainToken, ForceReason, Outcome, Registry, Shutdown, WaitGroup};
+use winddown::{DrainToken, ForceReason, Outcome, Registry, Shutdown, Stats, WaitGroup};
 
 /// WG-1 (safety) and WG-2 (liveness): a wait never completes while a guard
 /// created before it lives, and the last drop wakes the waiter; work done
@@ -31,6 +31,32 @@ fn wait_group_release_is_seen_and_wakes() {
         };
         block_on(group.wait());
         assert_eq!(data.load(Ordering::Relaxed), 1);
+        worker.join().unwrap();
+    });
+}
+
+/// ST-1: counts made before a guard's drop, on whichever shards they land
+/// (under loom each call moves to the next shard), are all in a snapshot
+/// taken after the wait that saw the drop: the counters' adds are Relaxed,
+/// so only the wait orders them, as the stop's wait does in a server.
+#[test]
+fn stats_counted_before_a_release_are_in_the_snapshot_after_the_wait() {
+    loom::model(|| {
+        let stats = Arc::new(Stats::default());
+        let group = WaitGroup::new();
+        let guard = group.add();
+        let worker = {
+            let stats = stats.clone();
+            thread::spawn(move || {
+                stats.stream_completed();
+                stats.stream_completed();
+                drop(guard);
+            })
+        };
+        stats.stream_reset();
+        block_on(group.wait());
+        let counts = stats.snapshot();
+        assert_eq!((counts.completed, counts.reset), (2, 1));
         worker.join().unwrap();
     });
 }
