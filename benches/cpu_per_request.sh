@@ -29,20 +29,24 @@ tck=$(getconf CLK_TCK)
 out=$tmp/runs
 : >"$out"
 for ((r = 1; r <= reps; r++)); do
+  i=0
   for bin in "$@"; do
+    i=$((i + 1))
     "$bin" --runtime "$rt" --listen 127.0.0.1:0 >"$tmp/out" 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do grep -q '^listening on ' "$tmp/out" 2>/dev/null && break; sleep 0.05; done
     port=$(head -n 1 "$tmp/out") && port=${port##*:}
     h2load -c 16 -m 32 -n 20000 -d "$tmp/body" "http://127.0.0.1:$port/echo" >/dev/null 2>&1
     read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-    rps=$(h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "http://127.0.0.1:$port/echo" 2>&1 |
-      sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p')
+    h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "http://127.0.0.1:$port/echo" >"$tmp/h2load" 2>&1 || true
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     kill -TERM "$pid" && wait "$pid" 2>/dev/null || true
     pid=''
-    [[ -n $rps ]] || { echo "h2load against $bin failed" >&2; exit 1; }
-    echo "$r $bin $((u1 - u0)) $((s1 - s0)) $rps" >>"$out"
+    # h2load exits 0 even when requests fail: every one must have succeeded.
+    grep -q "requests: .* $n succeeded" "$tmp/h2load" ||
+      { echo "h2load against $bin failed: $(tail -n 3 "$tmp/h2load")" >&2; exit 1; }
+    rps=$(sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$tmp/h2load")
+    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$i" "$((u1 - u0))" "$((s1 - s0))" "$rps" >>"$out"
     python3 -c "import sys; u, s, n, t = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 print(f'{sys.argv[5]:<40} rep {sys.argv[6]}: {(u + s) / t / n * 1e6:6.2f} us/request (user {u / t / n * 1e6:.2f}, sys {s / t / n * 1e6:.2f})  {float(sys.argv[7]):10.0f} req/s')" \
       "$((u1 - u0))" "$((s1 - s0))" "$n" "$tck" "$bin" "$r" "$rps"
@@ -51,18 +55,25 @@ done
 python3 - "$out" "$n" "$tck" "$rt" "$@" <<'PY'
 import statistics, sys
 path, n, tck, rt, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+# runs[binary's position][repetition] = (CPU µs, user µs, req/s) per request
 runs = {}
 for line in open(path):
-    r, b, u, s, rps = line.split()
-    runs.setdefault(b, {})[int(r)] = ((int(u) + int(s)) / tck / n * 1e6, int(u) / tck / n * 1e6, float(rps))
+    r, i, u, s, rps = line.rstrip("\n").split("\t")
+    runs.setdefault(int(i), {})[int(r)] = ((int(u) + int(s)) / tck / n * 1e6, int(u) / tck / n * 1e6, float(rps))
+
+def median(values, fmt):
+    values = list(values)
+    return format(statistics.median(values), fmt) if values else "n/a"
+
 print(f"medians ({rt}): CPU µs per request (user), req/s; ratios to {bins[0]} per repetition")
-for b in bins:
-    cpu, user, rps = zip(*runs[b].values())
-    line = f"  {b:<40} {statistics.median(cpu):6.2f} ({statistics.median(user):.2f})  {statistics.median(rps):10.0f}"
-    if b != bins[0]:
-        reps = [r for r in runs[b] if r in runs[bins[0]]]
-        cr = statistics.median(runs[b][r][0] / runs[bins[0]][r][0] for r in reps if runs[bins[0]][r][0])
-        rr = statistics.median(runs[b][r][2] / runs[bins[0]][r][2] for r in reps)
-        line += f"   CPU ×{cr:.3f}  req/s ×{rr:.3f}"
+first = runs[1]
+for i, b in enumerate(bins, 1):
+    mine = runs[i]
+    line = (f"  {b:<40} {median((c for c, _, _ in mine.values()), '6.2f')} "
+            f"({median((u for _, u, _ in mine.values()), '.2f')})  {median((q for _, _, q in mine.values()), '10.0f')}")
+    if i > 1:
+        cpu = (mine[r][0] / first[r][0] for r in mine if r in first and first[r][0] > 0)
+        rps = (mine[r][2] / first[r][2] for r in mine if r in first and first[r][2] > 0)
+        line += f"   CPU ×{median(cpu, '.3f')}  req/s ×{median(rps, '.3f')}"
     print(line)
 PY
