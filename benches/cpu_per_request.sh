@@ -14,7 +14,8 @@
 # divided by the requests. Prints one line per run, the medians, and for each
 # binary after the first the median of its per-repetition ratios to the first
 # (runs of one repetition are back to back, so a ratio is less exposed to the
-# machine's load than the two medians are). Threads: smol servers read
+# machine's load than the two medians are; every other repetition runs the
+# binaries in reverse order). Threads: smol servers read
 # SMOL_THREADS (default: one per core).
 # Needs h2load (nghttp2-client).
 set -euo pipefail
@@ -28,10 +29,14 @@ head -c 64 /dev/zero >"$tmp/body"
 tck=$(getconf CLK_TCK)
 out=$tmp/runs
 : >"$out"
+bins=("$@")
 for ((r = 1; r <= reps; r++)); do
-  i=0
-  for bin in "$@"; do
-    i=$((i + 1))
+  # Every other repetition runs the binaries in reverse: whichever runs
+  # second measured up to 2 % slower in A/A runs (the same binary twice).
+  order=$(seq 1 $#)
+  ((r % 2)) || order=$(seq $# -1 1)
+  for i in $order; do
+    bin=${bins[i - 1]}
     "$bin" --runtime "$rt" --listen 127.0.0.1:0 >"$tmp/out" 2>/dev/null &
     pid=$!
     for _ in $(seq 100); do grep -q '^listening on ' "$tmp/out" 2>/dev/null && break; sleep 0.05; done
