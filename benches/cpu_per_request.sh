@@ -16,7 +16,10 @@
 # (runs of one repetition are back to back, so a ratio is less exposed to the
 # machine's load than the two medians are; every other repetition runs the
 # binaries in reverse order). Threads: smol servers read
-# SMOL_THREADS (default: one per core).
+# SMOL_THREADS (default: one per core). With CPU_LATENCY=1, each run is
+# followed by the same h2load run with --log-file (on the same server), and
+# the medians add its p99 request time and the median per-repetition p99
+# ratio (serve_bench.sh's latency figure, in this script's pairing).
 # Needs h2load (nghttp2-client).
 set -euo pipefail
 rt=${1:?usage: cpu_per_request.sh smol|tokio BINARY...}
@@ -45,13 +48,23 @@ for ((r = 1; r <= reps; r++)); do
     read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "http://127.0.0.1:$port/echo" >"$tmp/h2load" 2>&1 || true
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
+    p99=0
+    if [[ ${CPU_LATENCY:-0} == 1 ]]; then
+      h2load -c 16 -m 32 -n "$n" -d "$tmp/body" --log-file "$tmp/log" \
+        "http://127.0.0.1:$port/echo" >"$tmp/h2load-log" 2>&1 || true
+      grep -q "requests: .* $n succeeded" "$tmp/h2load-log" ||
+        { echo "h2load --log-file against $bin failed" >&2; exit 1; }
+      # The log's third column is the request's time in µs.
+      p99=$(awk -F '\t' '{ print $3 }' "$tmp/log" | sort -n |
+        awk '{ a[NR] = $1 } END { print a[int(NR * 0.99) + 1] / 1000 }')
+    fi
     kill -TERM "$pid" && wait "$pid" 2>/dev/null || true
     pid=''
     # h2load exits 0 even when requests fail: every one must have succeeded.
     grep -q "requests: .* $n succeeded" "$tmp/h2load" ||
       { echo "h2load against $bin failed: $(tail -n 3 "$tmp/h2load")" >&2; exit 1; }
     rps=$(sed -n 's/.*finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$tmp/h2load")
-    printf '%s\t%s\t%s\t%s\t%s\n' "$r" "$i" "$((u1 - u0))" "$((s1 - s0))" "$rps" >>"$out"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$i" "$((u1 - u0))" "$((s1 - s0))" "$rps" "$p99" >>"$out"
     python3 -c "import sys; u, s, n, t = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 print(f'{sys.argv[5]:<40} rep {sys.argv[6]}: {(u + s) / t / n * 1e6:6.2f} us/request (user {u / t / n * 1e6:.2f}, sys {s / t / n * 1e6:.2f})  {float(sys.argv[7]):10.0f} req/s')" \
       "$((u1 - u0))" "$((s1 - s0))" "$n" "$tck" "$bin" "$r" "$rps"
@@ -60,11 +73,13 @@ done
 python3 - "$out" "$n" "$tck" "$rt" "$@" <<'PY'
 import statistics, sys
 path, n, tck, rt, bins = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5:]
-# runs[binary's position][repetition] = (CPU µs, user µs, req/s) per request
+# runs[binary's position][repetition] = (CPU µs, user µs, req/s, p99 ms or 0)
 runs = {}
 for line in open(path):
-    r, i, u, s, rps = line.rstrip("\n").split("\t")
-    runs.setdefault(int(i), {})[int(r)] = ((int(u) + int(s)) / tck / n * 1e6, int(u) / tck / n * 1e6, float(rps))
+    r, i, u, s, rps, p99 = line.rstrip("\n").split("\t")
+    runs.setdefault(int(i), {})[int(r)] = ((int(u) + int(s)) / tck / n * 1e6, int(u) / tck / n * 1e6,
+                                           float(rps), float(p99))
+latency = any(run[3] > 0 for b in runs.values() for run in b.values())
 
 def median(values, fmt):
     values = list(values)
@@ -74,11 +89,15 @@ print(f"medians ({rt}): CPU µs per request (user), req/s; ratios to {bins[0]} p
 first = runs[1]
 for i, b in enumerate(bins, 1):
     mine = runs[i]
-    line = (f"  {b:<40} {median((c for c, _, _ in mine.values()), '6.2f')} "
-            f"({median((u for _, u, _ in mine.values()), '.2f')})  {median((q for _, _, q in mine.values()), '10.0f')}")
+    line = (f"  {b:<40} {median((run[0] for run in mine.values()), '6.2f')} "
+            f"({median((run[1] for run in mine.values()), '.2f')})  {median((run[2] for run in mine.values()), '10.0f')}")
+    if latency:
+        line += f"  p99 {median((run[3] for run in mine.values()), '.2f')} ms"
     if i > 1:
-        cpu = (mine[r][0] / first[r][0] for r in mine if r in first and first[r][0] > 0)
-        rps = (mine[r][2] / first[r][2] for r in mine if r in first and first[r][2] > 0)
-        line += f"   CPU ×{median(cpu, '.3f')}  req/s ×{median(rps, '.3f')}"
+        def ratio(k):
+            return (mine[r][k] / first[r][k] for r in mine if r in first and first[r][k] > 0)
+        line += f"   CPU ×{median(ratio(0), '.3f')}  req/s ×{median(ratio(2), '.3f')}"
+        if latency:
+            line += f"  p99 ×{median(ratio(3), '.3f')}"
     print(line)
 PY
