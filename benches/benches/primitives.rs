@@ -122,6 +122,18 @@ where
     g.finish();
 }
 
+/// Runs one benchmark group: each op alone (`GROUP/one_thread`, with its
+/// allocations recorded), then each with a contender (`GROUP/two_threads`).
+fn run_group(c: &mut Criterion, group: &str, ops: &[(&str, Op)]) {
+    let mut one = c.benchmark_group(format!("{group}/one_thread"));
+    let mut two = Vec::new();
+    for (name, o) in ops {
+        bench_op(&mut one, &mut two, name, call(o));
+    }
+    one.finish();
+    run_two_threads(c, group, two);
+}
+
 type Op = Arc<dyn Fn() + Send + Sync>;
 
 fn op(f: impl Fn() + Send + Sync + 'static) -> Op {
@@ -180,13 +192,7 @@ fn guards(c: &mut Criterion) {
             op(move || drop(black_box(async_shutdown.delay_shutdown_token()))),
         ),
     ];
-    let mut one = c.benchmark_group("guard create+drop/one_thread");
-    let mut two = Vec::new();
-    for (name, o) in &ops {
-        bench_op(&mut one, &mut two, name, call(o));
-    }
-    one.finish();
-    run_two_threads(c, "guard create+drop", two);
+    run_group(c, "guard create+drop", &ops);
 }
 
 fn drain_checks(c: &mut Criterion) {
@@ -228,13 +234,7 @@ fn drain_checks(c: &mut Criterion) {
             }),
         ),
     ];
-    let mut one = c.benchmark_group("drain check/one_thread");
-    let mut two = Vec::new();
-    for (name, o) in &ops {
-        bench_op(&mut one, &mut two, name, call(o));
-    }
-    one.finish();
-    run_two_threads(c, "drain check", two);
+    run_group(c, "drain check", &ops);
 }
 
 fn waits(c: &mut Criterion) {
@@ -272,13 +272,7 @@ fn waits(c: &mut Criterion) {
             }),
         ),
     ];
-    let mut one = c.benchmark_group("ready wait/one_thread");
-    let mut two = Vec::new();
-    for (name, o) in &ops {
-        bench_op(&mut one, &mut two, name, call(o));
-    }
-    one.finish();
-    run_two_threads(c, "ready wait", two);
+    run_group(c, "ready wait", &ops);
 }
 
 fn registry(c: &mut Criterion) {
@@ -301,13 +295,7 @@ fn registry(c: &mut Criterion) {
             }),
         ),
     ];
-    let mut one = c.benchmark_group("registry insert+remove/one_thread");
-    let mut two = Vec::new();
-    for (name, o) in &ops {
-        bench_op(&mut one, &mut two, name, call(o));
-    }
-    one.finish();
-    run_two_threads(c, "registry insert+remove", two);
+    run_group(c, "registry insert+remove", &ops);
 }
 
 fn stats(c: &mut Criterion) {
@@ -326,13 +314,7 @@ fn stats(c: &mut Criterion) {
             }),
         ),
     ];
-    let mut one = c.benchmark_group("stats count/one_thread");
-    let mut two = Vec::new();
-    for (name, o) in &ops {
-        bench_op(&mut one, &mut two, name, call(o));
-    }
-    one.finish();
-    run_two_threads(c, "stats count", two);
+    run_group(c, "stats count", &ops);
 }
 
 fn main() {
