@@ -28,6 +28,8 @@ shift
 n=${CPU_REQUESTS:-200000} reps=${CPU_REPS:-3}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [[ -z ${pid:-} ]] || kill -KILL "$pid" 2>/dev/null || true' EXIT
+# shellcheck source=benches/server.sh
+source "$(dirname "$0")/server.sh"
 head -c 64 /dev/zero >"$tmp/body"
 tck=$(getconf CLK_TCK)
 out=$tmp/runs
@@ -40,18 +42,15 @@ for ((r = 1; r <= reps; r++)); do
   ((r % 2)) || order=$(seq $# -1 1)
   for i in $order; do
     bin=${bins[i - 1]}
-    "$bin" --runtime "$rt" --listen 127.0.0.1:0 >"$tmp/out" 2>/dev/null &
-    pid=$!
-    for _ in $(seq 100); do grep -q '^listening on ' "$tmp/out" 2>/dev/null && break; sleep 0.05; done
-    port=$(head -n 1 "$tmp/out") && port=${port##*:}
-    h2load -c 16 -m 32 -n 20000 -d "$tmp/body" "http://127.0.0.1:$port/echo" >/dev/null 2>&1
+    start_server "$tmp" "$bin" "$rt"
+    pid=$server_pid url="http://$server_addr/echo"
+    h2load -c 16 -m 32 -n 20000 -d "$tmp/body" "$url" >/dev/null 2>&1
     read -r u0 s0 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
-    h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "http://127.0.0.1:$port/echo" >"$tmp/h2load" 2>&1 || true
+    h2load -c 16 -m 32 -n "$n" -d "$tmp/body" "$url" >"$tmp/h2load" 2>&1 || true
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     p99=0
     if [[ ${CPU_LATENCY:-0} == 1 ]]; then
-      h2load -c 16 -m 32 -n "$n" -d "$tmp/body" --log-file "$tmp/log" \
-        "http://127.0.0.1:$port/echo" >"$tmp/h2load-log" 2>&1 || true
+      h2load -c 16 -m 32 -n "$n" -d "$tmp/body" --log-file "$tmp/log" "$url" >"$tmp/h2load-log" 2>&1 || true
       grep -q "requests: .* $n succeeded" "$tmp/h2load-log" ||
         { echo "h2load --log-file against $bin failed" >&2; exit 1; }
       # The log's third column is the request's time in µs.

@@ -31,8 +31,8 @@ if (($# == 0)); then
   cargo build --release -q --example echo_server
   set -- "$release/examples/echo_server"
 fi
-# shellcheck source=benches/callgrind_server.sh
-source benches/callgrind_server.sh
+# shellcheck source=benches/server.sh
+source benches/server.sh
 # The server's and the client's pids go through files, so the trap can kill
 # them if anything fails inside `run`'s command substitution.
 trap 'for f in "$out"/*.pid; do [[ ! -s $f ]] || kill -KILL "$(cat "$f")" 2>/dev/null || true; done' EXIT

@@ -31,8 +31,8 @@ head -c 64 /dev/zero >"$out/body"
 # `run` is called in a command substitution (a subshell): the server's pid goes
 # through a file, so the trap here can still kill it if anything fails.
 pidfile="$out/server.pid"
-# shellcheck source=benches/callgrind_server.sh
-source "$(dirname "$0")/callgrind_server.sh"
+# shellcheck source=benches/server.sh
+source "$(dirname "$0")/server.sh"
 rm -f "$pidfile"
 trap '[[ ! -s $pidfile ]] || kill -KILL "$(cat "$pidfile")" 2>/dev/null || true' EXIT
 

@@ -28,13 +28,13 @@ if ((${#missing[@]})); then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; [[ -z ${pid:-} ]] || kill -KILL "$pid" 2>/dev/null || true' EXIT
+# shellcheck source=benches/server.sh
+source "$(dirname "$0")/server.sh"
 head -c 64 /dev/zero >"$tmp/body"
 echo "system calls per request ($rt, h2load -c $conns -m $streams -n $n):"
 for bin in "$@"; do
-  "$bin" --runtime "$rt" --listen 127.0.0.1:0 >"$tmp/out" 2>/dev/null &
-  pid=$!
-  for _ in $(seq 100); do grep -q '^listening on ' "$tmp/out" 2>/dev/null && break; sleep 0.05; done
-  url="http://$(sed -n 's/^listening on //p' "$tmp/out")/echo"
+  start_server "$tmp" "$bin" "$rt"
+  pid=$server_pid url="http://$server_addr/echo"
   h2load -c "$conns" -m "$streams" -n 5000 -d "$tmp/body" "$url" >/dev/null 2>&1
   strace -c -f -p "$pid" -o "$tmp/strace" 2>"$tmp/strace.err" &
   st=$!
