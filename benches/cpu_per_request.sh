@@ -50,6 +50,9 @@ for ((r = 1; r <= reps; r++)); do
     read -r u1 s1 < <(awk '{ print $14, $15 }' "/proc/$pid/stat")
     p99=0
     if [[ ${CPU_LATENCY:-0} == 1 ]]; then
+      # h2load appends to its --log-file: without this, each p99 would be
+      # over every run so far, and the ratios would drift towards 1.
+      rm -f "$tmp/log"
       h2load -c 16 -m 32 -n "$n" -d "$tmp/body" --log-file "$tmp/log" "$url" >"$tmp/h2load-log" 2>&1 || true
       grep -q "requests: .* $n succeeded" "$tmp/h2load-log" ||
         { echo "h2load --log-file against $bin failed" >&2; exit 1; }
