@@ -66,7 +66,7 @@ fn a_whole_response_is_headers_and_data_ending_the_stream(rt: Rt) {
 }
 
 /// A connection handles the new streams h2 has ready in batches, giving way
-/// between them. 100 requests in one write (three batches and a bit): 99
+/// between them. 100 requests in one write (a batch of 64 and more): 99
 /// handlers that sleep past the test (so nothing they do wakes the
 /// connection), then one /echo, which must still be served: the connection
 /// comes back for what its first batch left.

@@ -201,7 +201,7 @@ const DISCARD_TURN: usize = 32;
 /// New streams handled in one poll of a connection at most, before it gives
 /// way to the runtime's other tasks (a client sending streams faster than
 /// they are spawned cannot hold the thread).
-const ACCEPT_BATCH: usize = 32;
+const ACCEPT_BATCH: usize = 64;
 
 /// How the drive loop ended, when what is left is a last await.
 enum End {
@@ -377,16 +377,23 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                                 break;
                             }
                         }
-                        if batch > 1 {
-                            // Come back after the handlers just spawned (and
-                            // for any streams past the batch). Already woken,
-                            // this task is not put first in line by each
-                            // handler that answers (tokio's LIFO slot), so
-                            // their responses go out together in one write.
-                            // Not for one stream: there is nothing to join,
-                            // and on tokio a task that wakes itself is queued
-                            // as a yield, which wakes an idle worker (system
-                            // calls on every serial request).
+                        let runs_next = || self.server.runtime.wake_runs_next();
+                        if batch == ACCEPT_BATCH || (batch > 1 && runs_next()) {
+                            // Come back for any streams past the batch: h2 has
+                            // not been polled to pending, so nothing else
+                            // would wake this task for them. And on a runtime
+                            // that runs a woken task next (tokio's LIFO slot),
+                            // come back after the handlers just spawned:
+                            // already woken, this task is not put first in
+                            // line by each handler that answers, so their
+                            // responses go out together in one write. Not for
+                            // one stream: there is nothing to join, and on
+                            // tokio a task that wakes itself is queued as a
+                            // yield, which wakes an idle worker (system calls
+                            // on every serial request). Not on a FIFO queue
+                            // (smol): the first answer queues this task behind
+                            // the other handlers anyway; waking it now only
+                            // adds a poll (see `Runtime::wake_runs_next`).
                             cx.waker().wake_by_ref();
                         }
                         // h2 wakes this task whenever a stream's state moves, so

@@ -62,6 +62,46 @@ pub trait Runtime: Clone + Send + Sync + 'static {
 
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> Self::Sleep;
+
+    /// Whether a task woken from inside another task's poll runs next on
+    /// that thread, ahead of the tasks queued before it: `true` for tokio's
+    /// multi-thread scheduler (its LIFO slot), `false` (the default) for a
+    /// first-in, first-out queue such as smol's executor or tokio's
+    /// current-thread scheduler.
+    ///
+    /// The server uses it to batch responses. A connection that has just
+    /// spawned several handlers can queue itself behind them, so that it
+    /// runs once they have all answered and their responses leave in one
+    /// write. Where a woken task runs next, that is worth doing: otherwise
+    /// each handler's answer would run the connection at once, one response
+    /// per write. Where the queue is FIFO, the first handler's answer queues
+    /// the connection behind the others anyway, and waking it first only
+    /// costs an extra poll; on smol that poll showed as tail latency
+    /// (BENCHMARKS.md, eleventh round). It is a hint: either value is
+    /// correct.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use futures_lite::future;
+    /// use winddown::http2::Runtime;
+    ///
+    /// #[derive(Clone)]
+    /// struct LifoRuntime;
+    /// impl Runtime for LifoRuntime {
+    ///     type Sleep = future::Pending<()>;
+    ///     fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, task: F) {
+    ///         std::thread::spawn(move || future::block_on(task));
+    ///     }
+    ///     fn sleep(&self, _: Duration) -> Self::Sleep { future::pending() }
+    ///     fn wake_runs_next(&self) -> bool { true }
+    /// }
+    /// assert!(LifoRuntime.wake_runs_next());
+    /// ```
+    fn wake_runs_next(&self) -> bool {
+        false
+    }
 }
 
 /// The usual signal handling on a runtime, written once for every adapter:

@@ -166,6 +166,12 @@ impl Runtime for TokioRuntime {
         let _entered = self.handle.enter();
         tokio::time::sleep(duration)
     }
+
+    fn wake_runs_next(&self) -> bool {
+        // The multi-thread scheduler puts a task woken by the running one in
+        // the worker's LIFO slot; the current-thread one queues it last.
+        self.handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    }
 }
 
 /// A TCP listener for the server. Dropping it closes the socket, so new
@@ -477,6 +483,8 @@ mod tests {
     use futures_lite::{future, StreamExt};
 
     use super::either_signal;
+    use super::TokioRuntime;
+    use winddown::http2::Runtime;
 
     /// Ready with one signal on its first poll, then ended.
     fn once() -> impl FnMut(&mut Context<'_>) -> Poll<Option<()>> {
@@ -495,5 +503,20 @@ mod tests {
         let mut signals = either_signal(once(), |_| Poll::Pending);
         assert_eq!(future::block_on(signals.next()), Some(()));
         assert_eq!(future::block_on(future::poll_once(signals.next())), None);
+    }
+
+    /// The multi-thread scheduler runs a woken task next (its LIFO slot);
+    /// the current-thread one queues it last.
+    #[test]
+    fn a_woken_task_runs_next_only_on_the_multi_thread_scheduler() {
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert!(TokioRuntime::with_handle(multi.handle().clone()).wake_runs_next());
+        assert!(!TokioRuntime::with_handle(current.handle().clone()).wake_runs_next());
     }
 }
