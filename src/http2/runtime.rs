@@ -63,10 +63,10 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// A future that completes after `duration`.
     fn sleep(&self, duration: Duration) -> Self::Sleep;
 
-    /// Whether a task woken from inside another task's poll runs next on
-    /// that thread, ahead of the tasks queued before it: `true` for tokio's
-    /// multi-thread scheduler (its LIFO slot), `false` (the default) for a
-    /// first-in, first-out queue such as smol's executor or tokio's
+    /// Whether a task woken from inside another task's poll usually runs
+    /// next on that thread, ahead of the tasks queued before it: `true` for
+    /// tokio's multi-thread scheduler (its LIFO slot), `false` (the default)
+    /// for a first-in, first-out queue such as smol's executor or tokio's
     /// current-thread scheduler.
     ///
     /// The server uses it to batch responses. A connection that has just
@@ -87,6 +87,8 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// use futures_lite::future;
     /// use winddown::http2::Runtime;
     ///
+    /// // A runtime whose scheduler runs a woken task next says so (this one
+    /// // spawns threads, so it has no queue: the value is only for show).
     /// #[derive(Clone)]
     /// struct LifoRuntime;
     /// impl Runtime for LifoRuntime {
