@@ -377,8 +377,8 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                                 break;
                             }
                         }
-                        let runs_next = || self.server.runtime.wake_runs_next();
-                        if batch == ACCEPT_BATCH || (batch > 1 && runs_next()) {
+                        let join_handlers = batch > 1 && self.server.runtime.wake_runs_next();
+                        if batch == ACCEPT_BATCH || join_handlers {
                             // Come back for any streams past the batch: h2 has
                             // not been polled to pending, so nothing else
                             // would wake this task for them. And on a runtime
