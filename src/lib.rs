@@ -90,7 +90,7 @@ pub use report::{
     ConnectionCounts, ForceReason, Held, HeldConnection, HeldStream, Outcome, Phase, Report,
 };
 pub use scope::Scope;
-pub use shutdown::Shutdown;
+pub use shutdown::{ConnectionWakeup, Shutdown};
 pub use stats::{Stats, StreamCounts};
 pub use wait_group::{WaitGroup, WaitGuard};
 

@@ -138,6 +138,28 @@ impl std::task::Wake for WakeConnections {
     }
 }
 
+/// While kept, a token's fire wakes a [`Shutdown`]'s connections: see
+/// [`Shutdown::wake_connections_on`].
+///
+/// # Example
+///
+/// ```
+/// let shutdown = winddown::Shutdown::new();
+/// let token = winddown::DrainToken::new();
+/// let wakeup = shutdown.wake_connections_on(&token);
+/// drop(wakeup); // the token's fire no longer wakes them
+/// ```
+#[must_use = "the token's fire wakes the connections only while this is kept"]
+pub struct ConnectionWakeup {
+    _listener: EventListener,
+}
+
+impl fmt::Debug for ConnectionWakeup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionWakeup").finish_non_exhaustive()
+    }
+}
+
 #[derive(Default)]
 struct Timeline {
     started: Option<Instant>,
@@ -250,6 +272,60 @@ impl Shutdown {
     #[cfg(feature = "http2")]
     pub(crate) fn stop_signal(&self) -> &DrainToken {
         &self.core.stop
+    }
+
+    /// Fires once a stop has finished (its report is built).
+    #[cfg(feature = "http2")]
+    pub(crate) fn finished_signal(&self) -> &DrainToken {
+        &self.core.finished
+    }
+
+    /// Wakes every connection waiting through its record when `token` fires,
+    /// for as long as the returned [`ConnectionWakeup`] is kept: a signal of
+    /// your own (a deadline shared by the server's connections, say) that
+    /// reaches them as the drain and the hard stop do, with one listener for
+    /// all of them instead of one each.
+    ///
+    /// The contract, which the wake-up relies on: in each poll, a connection's
+    /// task first polls [`ConnectionGuard::poll_drain`] or
+    /// [`ConnectionGuard::poll_stop`] (which leaves its waker in its record),
+    /// and only then reads [`DrainToken::is_fired`]. A fire after that read
+    /// finds the waker and wakes the task; one before it is seen by the read
+    /// (the record's lock orders the two). Read first and poll second, and a
+    /// fire in between is lost. The wake-up takes every record's waker, so
+    /// the other connections get one spurious poll.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::future::poll_fn;
+    /// use std::task::Poll;
+    ///
+    /// let shutdown = winddown::Shutdown::new();
+    /// let deadline = winddown::DrainToken::new();
+    /// let _wakeup = shutdown.wake_connections_on(&deadline);
+    /// let conn = shutdown.connection(None);
+    /// let server = std::thread::spawn({
+    ///     let deadline = deadline.clone();
+    ///     move || {
+    ///         futures_lite::future::block_on(poll_fn(|cx| {
+    ///             // The record first, then the token.
+    ///             if conn.poll_drain(cx).is_ready() || deadline.is_fired() {
+    ///                 Poll::Ready(())
+    ///             } else {
+    ///                 Poll::Pending
+    ///             }
+    ///         }))
+    ///     }
+    /// });
+    /// deadline.fire();
+    /// server.join().unwrap();
+    /// ```
+    pub fn wake_connections_on(&self, token: &DrainToken) -> ConnectionWakeup {
+        let wake = WakeConnections(self.core.connections.clone());
+        ConnectionWakeup {
+            _listener: token.wake_on_fire(&Waker::from(std::sync::Arc::new(wake))),
+        }
     }
 
     /// Fires on a hard stop: close everything now.

@@ -23,6 +23,7 @@ on_every_runtime!(
     max_idle_drains_idle_connections_but_not_busy_ones,
     lame_duck_keeps_serving_but_reports_not_ready,
     the_ack_deadline_holds_with_idle_and_age_timers_armed,
+    a_connection_drained_alone_times_its_own_ack,
 );
 
 const SHORT: Duration = Duration::from_millis(200);
@@ -168,4 +169,19 @@ fn the_ack_deadline_holds_with_idle_and_age_timers_armed(rt: Rt) {
     assert_two_phase_goaways(&frames);
     assert_eq!(close, Close::Fin);
     assert_eq!(stopping.report().outcome, Outcome::Graceful);
+}
+
+/// A connection's own drain times its PING's ACK with a timer of its own (a
+/// stop's drain shares one deadline across the server, which only a stop
+/// starts): a client that never ACKs still gets the final GOAWAY while the
+/// server is not stopping.
+fn a_connection_drained_alone_times_its_own_ack(rt: Rt) {
+    let server = TestServer::start(rt, test_config().max_connection_age(SHORT));
+    let mut client = connect(&server);
+    // Never ACKs the PING.
+    let (frames, close) = client.collect_until_close(false).unwrap();
+    assert_two_phase_goaways(&frames);
+    assert_eq!(goaway_reasons(&frames), ["max_age", "max_age"]);
+    assert_eq!(close, Close::Fin);
+    assert!(!server.shutdown.is_draining());
 }

@@ -296,6 +296,35 @@ fn connection_poll_drain_is_woken_by_a_fire() {
     });
 }
 
+/// CW-1: a token of one's own, registered with `wake_connections_on`, wakes
+/// a connection that polls its record and then reads the token, however the
+/// fire on another thread interleaves with that poll (the server's shared
+/// PING ACK deadline waits this way).
+#[test]
+fn a_token_registered_for_the_connections_wakes_one_that_reads_it_after_its_record() {
+    loom::model(|| {
+        let shutdown = Shutdown::new();
+        let deadline = DrainToken::new();
+        let _wakeup = shutdown.wake_connections_on(&deadline);
+        let conn = shutdown.connection(None);
+        let server = thread::spawn({
+            let deadline = deadline.clone();
+            move || {
+                block_on(std::future::poll_fn(|cx| {
+                    // The record first, then the token (the contract).
+                    if conn.poll_stop(cx).is_ready() || deadline.is_fired() {
+                        std::task::Poll::Ready(())
+                    } else {
+                        std::task::Poll::Pending
+                    }
+                }));
+            }
+        });
+        deadline.fire();
+        server.join().unwrap();
+    });
+}
+
 /// CN-1 and SD-4 through the record: a connection waits for the drain, then
 /// for the hard stop, as a draining server does; a hard stop on another
 /// thread (which fires the stop, then the drain) wakes it once (`poll_drain`

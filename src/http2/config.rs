@@ -60,6 +60,11 @@ impl Config {
         /// new streams are refused with `REFUSED_STREAM`, open ones finish, then
         /// the connection closes with the final GOAWAY.
         ///
+        /// In a stop's drain it counts from the drain's start, on one timer for
+        /// all the server's connections (they all send their GOAWAY then); in a
+        /// connection's own drain (max age, max idle), from that connection's
+        /// GOAWAY.
+        ///
         /// # Example
         ///
         /// ```

@@ -254,7 +254,10 @@ enum Event {
     Ended(Option<h2::Error>),
     /// Refusing, and no stream is left: time for the final GOAWAY.
     Idle,
-    Drain,
+    /// The server's drain (`server_wide`), or this connection's own.
+    Drain {
+        server_wide: bool,
+    },
     AckTimeout,
     Stop,
     /// This connection reached its max age.
@@ -274,6 +277,9 @@ struct Phase<R: Runtime> {
     last_stream: u32,
     /// Whether max age has passed: `age_or_grace` then holds the grace.
     aged: bool,
+    /// Draining for the server's stop: the ACK's deadline is the server's
+    /// ([`AckDeadline`](super::ack_deadline::AckDeadline)), not a timer here.
+    shared_ack: bool,
     /// Max age (gRPC A9), then the grace its streams get after that drain.
     age_or_grace: Timer<R>,
     /// While serving, the next max-idle check; once draining, the PING ACK's
@@ -335,6 +341,7 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                 state: State::Serving,
                 last_stream: 0,
                 aged: false,
+                shared_ack: false,
                 // gRPC A9: this connection's own lifecycle.
                 age_or_grace: config.jittered_age().and_then(|d| self.timer(d)),
                 idle_or_ack: config.max_connection_idle.and_then(|d| self.timer(d)),
@@ -362,7 +369,11 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         };
                         if signal.is_ready() {
                             let stopped = self.stop().is_fired();
-                            return Poll::Ready(if stopped { Event::Stop } else { Event::Drain });
+                            return Poll::Ready(if stopped {
+                                Event::Stop
+                            } else {
+                                Event::Drain { server_wide: true }
+                            });
                         }
                         // New streams are handled here, as many as h2 has
                         // (up to a batch), not returned one by one: the
@@ -420,11 +431,18 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         // Each timer is polled only when its readiness is acted
                         // on (a fired timer may not fire again).
                         let serving = now.state == State::Serving;
-                        Poll::Ready(if !serving && poll_timer(&mut now.idle_or_ack, cx) {
+                        // The server's deadline is read after the stop signal
+                        // was polled above, which left this task's waker in
+                        // its record: a deadline that fires after this read
+                        // wakes it (CW-1).
+                        let ack_overdue = !serving
+                            && (poll_timer(&mut now.idle_or_ack, cx)
+                                || (now.shared_ack && self.server.ack_deadline.has_passed()));
+                        Poll::Ready(if ack_overdue {
                             Event::AckTimeout
                         } else if serving && own_drain {
                             // This connection's own drain (max age or idle).
-                            Event::Drain
+                            Event::Drain { server_wide: false }
                         } else if !now.aged && poll_timer(&mut now.age_or_grace, cx) {
                             Event::MaxAge
                         } else if serving && poll_timer(&mut now.idle_or_ack, cx) {
@@ -448,14 +466,26 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         log::debug!("{}: closed (last stream {last_stream})", self.who());
                         return true;
                     }
-                    Event::Drain => {
+                    Event::Drain { server_wide } => {
                         // Unless this connection's own lifecycle set it first.
                         self.reason.set(DrainReason::GRACEFUL_STOP);
                         h2.graceful_shutdown();
                         now.state = State::Draining;
-                        // The idle check gives way to the ACK's deadline; max
-                        // age ends here, its grace (if running) goes on.
-                        now.idle_or_ack = self.timer(config.ping_ack_timeout);
+                        // The idle check gives way to the ACK's deadline: the
+                        // server's, started by the first connection its drain
+                        // reaches, or this connection's own. Max age ends
+                        // here; its grace (if running) goes on.
+                        now.idle_or_ack = if server_wide {
+                            let server = &self.server;
+                            let timeout = config.ping_ack_timeout;
+                            server
+                                .ack_deadline
+                                .start(&server.runtime, timeout, &server.shutdown);
+                            now.shared_ack = true;
+                            None
+                        } else {
+                            self.timer(config.ping_ack_timeout)
+                        };
                         if !now.aged {
                             now.age_or_grace = None;
                         }
@@ -503,6 +533,7 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         );
                         now.state = State::Refusing;
                         now.idle_or_ack = None;
+                        now.shared_ack = false;
                     }
                     Event::Idle => {
                         // As if the ACK had come: the final GOAWAY carries the last

@@ -66,6 +66,7 @@ macro_rules! setting {
     };
 }
 
+mod ack_deadline;
 pub mod client;
 mod config;
 mod connection;

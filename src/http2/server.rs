@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_lite::future;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::ack_deadline::AckDeadline;
 use super::{connection, Config, Handler, Runtime};
 use crate::Shutdown;
 
@@ -85,6 +86,8 @@ pub(crate) struct Inner<R, H> {
     pub(crate) handler: H,
     pub(crate) config: Config,
     pub(crate) shutdown: Shutdown,
+    /// The PING ACK deadline of the server's drain, shared by its connections.
+    pub(crate) ack_deadline: AckDeadline,
 }
 
 impl<R: Runtime, H: Handler> Server<R, H> {
@@ -100,6 +103,7 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                 handler,
                 config,
                 shutdown: shutdown.clone(),
+                ack_deadline: AckDeadline::new(shutdown),
             }),
         }
     }
