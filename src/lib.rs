@@ -18,6 +18,7 @@
 //! | the stop sequence, deadline, report | [`Shutdown`] / [`Report`] | `GracefulStop()`, `Stop()` |
 //! | a library's share of the stop | [`Scope`] | (none: done by hand) |
 //! | one connection, told to drain or stop | [`ConnectionGuard`] (`poll_drain`, `poll_stop`) | `st.Drain()`, `st.Close()` per `ServerTransport` |
+//! | a signal of one's own reaching every connection that way | [`Shutdown::wake_connections_on`] / [`ConnectionWakeup`] | a timer per connection |
 //!
 //! Every primitive is runtime-independent: waiting is a plain `Future` (built
 //! on [`event-listener`](https://docs.rs/event-listener)) or a blocking call,

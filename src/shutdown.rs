@@ -293,7 +293,8 @@ impl Shutdown {
     /// finds the waker and wakes the task; one before it is seen by the read
     /// (the record's lock orders the two). Read first and poll second, and a
     /// fire in between is lost. The wake-up takes every record's waker, so
-    /// the other connections get one spurious poll.
+    /// the other connections get one spurious poll; a token that has fired
+    /// already wakes them all at once.
     ///
     /// # Example
     ///

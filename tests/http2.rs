@@ -28,6 +28,7 @@ on_every_runtime!(
     b4_in_flight_stream_completes_then_fin,
     b4_linger_reads_late_client_bytes_so_the_close_is_a_fin,
     b5_client_that_never_acks_is_refused_then_closed,
+    b5_a_connection_the_drain_reaches_late_still_waits_for_its_ack,
     b6_silent_and_half_preface_connections_do_not_hold_the_stop,
     b7_deadline_escalates_and_names_what_held_it,
     b8_hard_stop_preempts_a_drain_waiting_for_the_ack,
@@ -435,6 +436,46 @@ fn b5_client_that_never_acks_is_refused_then_closed(rt: Rt) {
         "bounded without escalating"
     );
     assert_eq!(report.streams.refused, 1);
+}
+
+/// A stop's drain times the PING ACK on one deadline for all connections,
+/// counted from its start; a connection the drain reaches after that deadline
+/// (here, one whose handshake ends late) waits for its ACK on a timer of its
+/// own, so a stream it sends between the first GOAWAY and its ACK is served,
+/// not refused at once.
+fn b5_a_connection_the_drain_reaches_late_still_waits_for_its_ack(rt: Rt) {
+    // Handshakes may take the whole test; the ACK deadline is 300 ms.
+    let server = TestServer::start(rt, test_config().handshake_timeout(BOUND));
+    let mut late = FrameClient::connect(server.addr).unwrap();
+    late.send_raw(&PREFACE[..10]).unwrap();
+    // The server's SETTINGS (read, not ACKed: the preface is not whole): the
+    // connection is accepted, its handshake open.
+    let settings = late.read_frame().unwrap();
+    assert!(matches!(settings, Some(Frame::Settings { ack: false, .. })));
+    let mut silent = connect(&server);
+    let stopping = server.graceful_stop(BOUND);
+    // A client that never ACKs gets its final GOAWAY only once the shared
+    // deadline has passed.
+    let (frames, _) = silent.collect_until_close(false).unwrap();
+    assert_two_phase_goaways(&frames);
+
+    // Now the late connection finishes its handshake, and the drain reaches it.
+    late.send_raw(&PREFACE[10..]).unwrap();
+    late.send_settings(&[]).unwrap();
+    let first = late.read_until(false, is_shutdown_ping).unwrap();
+    assert_eq!(goaways(&first), [(MAX_STREAM_ID, code::NO_ERROR)]);
+    late.send_request(1, "GET", "/echo", &[], true).unwrap();
+    late.send_ping_ack(ping_payload(&first)).unwrap();
+    let (rest, close) = late.collect_until_close(true).unwrap();
+    assert_eq!(
+        response(&rest, 1),
+        (Some(200), Vec::new(), true),
+        "{}",
+        frames::describe(&rest)
+    );
+    assert_eq!(goaways(&rest), [(1, code::NO_ERROR)]);
+    assert_eq!(close, Close::Fin);
+    assert_eq!(stopping.report().outcome, Outcome::Graceful);
 }
 
 fn b6_silent_and_half_preface_connections_do_not_hold_the_stop(rt: Rt) {

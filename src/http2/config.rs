@@ -61,9 +61,11 @@ impl Config {
         /// the connection closes with the final GOAWAY.
         ///
         /// In a stop's drain it counts from the drain's start, on one timer for
-        /// all the server's connections (they all send their GOAWAY then); in a
-        /// connection's own drain (max age, max idle), from that connection's
-        /// GOAWAY.
+        /// all the server's connections, which send their GOAWAY then. A
+        /// connection the drain reaches with less than half of it left (one
+        /// still in its handshake, say) counts its own from its GOAWAY, as does
+        /// a connection's own drain (max age, max idle): each waits at least
+        /// half of it, and at most all of it.
         ///
         /// # Example
         ///

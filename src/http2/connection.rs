@@ -283,8 +283,8 @@ struct Phase<R: Runtime> {
     /// Max age (gRPC A9), then the grace its streams get after that drain.
     age_or_grace: Timer<R>,
     /// While serving, the next max-idle check; once draining, the PING ACK's
-    /// deadline. (Two timers never armed at once share a slot: every idle
-    /// connection keeps these.)
+    /// deadline, unless the server's is shared (`shared_ack`). (Two timers
+    /// never armed at once share a slot: every idle connection keeps these.)
     idle_or_ack: Timer<R>,
 }
 
@@ -473,18 +473,19 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         now.state = State::Draining;
                         // The idle check gives way to the ACK's deadline: the
                         // server's, started by the first connection its drain
-                        // reaches, or this connection's own. Max age ends
-                        // here; its grace (if running) goes on.
-                        now.idle_or_ack = if server_wide {
-                            let server = &self.server;
-                            let timeout = config.ping_ack_timeout;
-                            server
+                        // reaches, unless little of it is left, or this
+                        // connection's own. Max age ends here; its grace (if
+                        // running) goes on.
+                        let server = &self.server;
+                        let timeout = config.ping_ack_timeout;
+                        now.shared_ack = server_wide
+                            && server
                                 .ack_deadline
-                                .start(&server.runtime, timeout, &server.shutdown);
-                            now.shared_ack = true;
+                                .join(&server.runtime, timeout, &server.shutdown);
+                        now.idle_or_ack = if now.shared_ack {
                             None
                         } else {
-                            self.timer(config.ping_ack_timeout)
+                            self.timer(timeout)
                         };
                         if !now.aged {
                             now.age_or_grace = None;
@@ -527,9 +528,14 @@ impl<R: Runtime, H: Handler> Session<R, H> {
                         // streams still open); either way no new stream may start
                         // now, and the connection closes once the open ones end.
                         log::debug!(
-                            "{}: {:?} since the first GOAWAY; refusing new streams",
+                            "{}: no PING ACK within {:?} of the {}; refusing new streams",
                             self.who(),
-                            config.ping_ack_timeout
+                            config.ping_ack_timeout,
+                            if now.shared_ack {
+                                "drain's start"
+                            } else {
+                                "first GOAWAY"
+                            }
                         );
                         now.state = State::Refusing;
                         now.idle_or_ack = None;
