@@ -28,8 +28,19 @@ impl ScriptedServer {
         let addr = listener.local_addr().expect("local address");
         let thread = std::thread::spawn(move || {
             let mut connections = Vec::new();
-            for script in scripts {
-                let (stream, _) = listener.accept()?;
+            let mut listener = Some(listener);
+            let last = scripts.len().saturating_sub(1);
+            for (n, script) in scripts.into_iter().enumerate() {
+                let accepting = listener.as_ref().expect("open until the last accept");
+                let (stream, _) = accepting.accept()?;
+                if n == last {
+                    // Nothing more is accepted: connects from now on are
+                    // refused. Closed before the last script runs, so a
+                    // connect it provokes (a retry) cannot land in the
+                    // backlog of a listener about to close, which would
+                    // reset it instead of refusing it.
+                    listener = None;
+                }
                 connections.push(std::thread::spawn(move || {
                     let mut peer = FrameClient::from_stream(stream)?;
                     let mut preface = [0u8; PREFACE.len()];
@@ -45,7 +56,6 @@ impl ScriptedServer {
                     script(&mut peer)
                 }));
             }
-            // Nothing more is accepted: connects from now on are refused.
             drop(listener);
             for connection in connections {
                 connection
