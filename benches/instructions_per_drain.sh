@@ -17,12 +17,20 @@
 # (DR_HIGH − DR_LOW) is the cost of draining one connection, the fixed cost of
 # the stop cancelled out. The callgrind files stay in DR_OUT (default
 # target/ir-drain) for `callgrind_annotate --inclusive=no`.
+#
+# The server runs with `--ping-ack-timeout 60s --linger 60s` (DR_SERVER_ARGS):
+# a stop's drain shares one PING ACK deadline and one linger deadline among
+# its connections, and under valgrind a drain of 2,000 connections takes
+# long enough for the default 0.5 s linger deadline to pass half-way through
+# (then every connection is woken once, and the later ones time their own):
+# a cost of valgrind's slowness, not of a drain at full speed.
 # Needs valgrind (installed with apt when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rt=${1:?usage: instructions_per_drain.sh smol|tokio [BINARY...]}
 shift
 low=${DR_LOW:-1000} high=${DR_HIGH:-2000} out=${DR_OUT:-target/ir-drain}
+read -r -a SERVER_ARGS <<<"${DR_SERVER_ARGS---ping-ack-timeout 60s --linger 60s}"
 mkdir -p "$out"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 cargo build --release -q -p winddown-benches --bin lean_client

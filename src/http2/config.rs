@@ -99,6 +99,12 @@ impl Config {
         /// destroys responses in flight (B4). The server's FIN goes with its
         /// close, or halfway through for a client that waits for it first.
         ///
+        /// In a stop's drain, "halfway" is one deadline for all the lingering
+        /// connections, half the linger after the first of them began: each
+        /// sends its FIN between a quarter and a half of the linger after its
+        /// own began (one that begins later times its own), and closes
+        /// within the whole linger, as outside a stop.
+        ///
         /// # Example
         ///
         /// ```

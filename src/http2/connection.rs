@@ -144,15 +144,44 @@ where
             // responses still in flight. Clients close on the final GOAWAY,
             // so the FIN normally goes with the close (as grpc-go does); one
             // that waits for the server's FIN first gets it halfway through.
-            let runtime = &session.server.runtime;
+            let server = &session.server;
+            let runtime = &server.runtime;
             let lingering = async {
                 let linger = session.config().linger;
                 let started = Instant::now();
-                // One timer while the client closes in time (the usual case).
-                if within(runtime, linger / 2, discard(&mut io))
+                // The first half: in a stop's drain, until the deadline the
+                // server shares among its lingering connections; otherwise
+                // on a timer of this connection's own. At most one timer,
+                // then, while the client closes in time (the usual case).
+                let shared = server
+                    .linger_deadline
+                    .join(runtime, linger / 2, &server.shutdown);
+                let closed_in_time = if shared {
+                    let passed = poll_fn(|cx| {
+                        // The record holds this task's waker before the
+                        // deadline is read (CW-1); a hard stop is `cut`'s.
+                        let _ = session.conn.poll_stop(cx);
+                        if server.linger_deadline.has_passed() {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending
+                        }
+                    });
+                    let read = async {
+                        discard(&mut io).await;
+                        true
+                    };
+                    future::or(read, async {
+                        passed.await;
+                        false
+                    })
                     .await
-                    .is_none()
-                {
+                } else {
+                    within(runtime, linger / 2, discard(&mut io))
+                        .await
+                        .is_some()
+                };
+                if !closed_in_time {
                     // The FIN, then what is left of the linger, counted from
                     // its start (a timer seen late does not extend it). The
                     // whole stays bounded by `linger`, the shutdown included
@@ -278,7 +307,8 @@ struct Phase<R: Runtime> {
     /// Whether max age has passed: `age_or_grace` then holds the grace.
     aged: bool,
     /// Draining for the server's stop: the ACK's deadline is the server's
-    /// ([`AckDeadline`](super::ack_deadline::AckDeadline)), not a timer here.
+    /// ([`SharedDeadline`](super::shared_deadline::SharedDeadline)), not a
+    /// timer here.
     shared_ack: bool,
     /// Max age (gRPC A9), then the grace its streams get after that drain.
     age_or_grace: Timer<R>,

@@ -66,7 +66,6 @@ macro_rules! setting {
     };
 }
 
-mod ack_deadline;
 pub mod client;
 mod config;
 mod connection;
@@ -77,6 +76,7 @@ mod handler;
 pub mod handoff;
 mod runtime;
 mod server;
+mod shared_deadline;
 
 pub use config::Config;
 pub use error::Error;

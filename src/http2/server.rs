@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_lite::future;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::ack_deadline::AckDeadline;
+use super::shared_deadline::SharedDeadline;
 use super::{connection, Config, Handler, Runtime};
 use crate::Shutdown;
 
@@ -86,8 +86,10 @@ pub(crate) struct Inner<R, H> {
     pub(crate) handler: H,
     pub(crate) config: Config,
     pub(crate) shutdown: Shutdown,
-    /// The PING ACK deadline of the server's drain, shared by its connections.
-    pub(crate) ack_deadline: AckDeadline,
+    /// The PING ACK deadline of a stop's drain, shared by its connections.
+    pub(crate) ack_deadline: SharedDeadline,
+    /// The end of the linger's first half in a stop's drain, shared likewise.
+    pub(crate) linger_deadline: SharedDeadline,
 }
 
 impl<R: Runtime, H: Handler> Server<R, H> {
@@ -103,7 +105,8 @@ impl<R: Runtime, H: Handler> Server<R, H> {
                 handler,
                 config,
                 shutdown: shutdown.clone(),
-                ack_deadline: AckDeadline::new(shutdown),
+                ack_deadline: SharedDeadline::new(shutdown),
+                linger_deadline: SharedDeadline::new(shutdown),
             }),
         }
     }
