@@ -30,7 +30,7 @@ cd "$(dirname "$0")/.."
 rt=${1:?usage: instructions_per_drain.sh smol|tokio [BINARY...]}
 shift
 low=${DR_LOW:-1000} high=${DR_HIGH:-2000} out=${DR_OUT:-target/ir-drain}
-read -r -a SERVER_ARGS <<<"${DR_SERVER_ARGS---ping-ack-timeout 60s --linger 60s}"
+read -r -a BENCH_SERVER_ARGS <<<"${DR_SERVER_ARGS---ping-ack-timeout 60s --linger 60s}"
 mkdir -p "$out"
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 cargo build --release -q -p winddown-benches --bin lean_client

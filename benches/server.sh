@@ -3,14 +3,14 @@
 # waits until it listens.
 
 # start_server OUT BINARY RUNTIME [PREFIX...]: runs [PREFIX...] BINARY
-# --runtime RUNTIME on a free port, then the caller's SERVER_ARGS (an array,
+# --runtime RUNTIME on a free port, then the caller's BENCH_SERVER_ARGS (an array,
 # if set), its output in OUT/server.out and .err and its pid in
 # OUT/server.pid (for the caller's trap); sets server_pid and server_addr
 # once it listens, or exits.
 start_server() {
   local out=$1 bin=$2 rt=$3
   shift 3
-  "$@" "$bin" --runtime "$rt" --listen 127.0.0.1:0 ${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} \
+  "$@" "$bin" --runtime "$rt" --listen 127.0.0.1:0 ${BENCH_SERVER_ARGS[@]+"${BENCH_SERVER_ARGS[@]}"} \
     >"$out/server.out" 2>"$out/server.err" &
   server_pid=$!
   echo "$server_pid" >"$out/server.pid"

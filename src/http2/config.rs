@@ -102,8 +102,8 @@ impl Config {
         /// In a stop's drain, "halfway" is one deadline for all the lingering
         /// connections, half the linger after the first of them began: each
         /// sends its FIN between a quarter and a half of the linger after its
-        /// own began (one that begins later times its own), and closes
-        /// within the whole linger, as outside a stop.
+        /// own began (one that begins later, or after the stop, times its
+        /// own), and closes within the whole linger, as outside a stop.
         ///
         /// # Example
         ///

@@ -52,7 +52,8 @@ impl SharedDeadline {
     /// Called by a connection that needs this deadline: starts the timer
     /// (`timeout` from now) if no connection has yet, and returns whether
     /// this connection waits on it (`false`: the server is not stopping, or
-    /// less than half of it is left, and the connection times its own).
+    /// the stop is over, or less than half of it is left, and the
+    /// connection times its own).
     ///
     /// The timer's task fires the deadline when it passes, or when the stop
     /// has finished, whichever comes first (a connection registered after the
@@ -63,7 +64,9 @@ impl SharedDeadline {
         timeout: Duration,
         shutdown: &Shutdown,
     ) -> bool {
-        if !shutdown.is_draining() {
+        // After the stop (a connection spawned late), the timer's task
+        // would fire at once.
+        if !shutdown.is_draining() || shutdown.finished_signal().is_fired() {
             return false;
         }
         let started = self.started.get_or_init(|| {
