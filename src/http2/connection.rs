@@ -157,16 +157,9 @@ where
                     .linger_deadline
                     .join(runtime, linger / 2, &server.shutdown);
                 let closed_in_time = if shared {
-                    let passed = poll_fn(|cx| {
-                        // The record holds this task's waker before the
-                        // deadline is read (CW-1); a hard stop is `cut`'s.
-                        let _ = session.conn.poll_stop(cx);
-                        if server.linger_deadline.has_passed() {
-                            Poll::Ready(())
-                        } else {
-                            Poll::Pending
-                        }
-                    });
+                    // A hard stop is `cut`'s, below.
+                    let passed =
+                        poll_fn(|cx| server.linger_deadline.poll_passed(&session.conn, cx));
                     let read = async {
                         discard(&mut io).await;
                         true

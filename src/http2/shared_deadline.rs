@@ -23,12 +23,13 @@
 //! half of the time it is given, and at most all of it.
 
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
 
 use super::Runtime;
-use crate::{ConnectionWakeup, DrainToken, Shutdown};
+use crate::{ConnectionGuard, ConnectionWakeup, DrainToken, Shutdown};
 
 /// Fires a fixed time after a stop's drain first needed it.
 pub(crate) struct SharedDeadline {
@@ -89,5 +90,18 @@ impl SharedDeadline {
     /// a fire it misses here wakes it (CW-1 in INVARIANTS.md).
     pub(crate) fn has_passed(&self) -> bool {
         self.passed.is_fired()
+    }
+
+    /// Ready once the deadline has passed; until then, `conn`'s task is woken
+    /// when it does: its waker goes into the record (the poll of the stop
+    /// signal) before the deadline is read (CW-1). A hard stop is the
+    /// caller's to act on.
+    pub(crate) fn poll_passed(&self, conn: &ConnectionGuard, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = conn.poll_stop(cx);
+        if self.has_passed() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
