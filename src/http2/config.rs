@@ -63,9 +63,9 @@ impl Config {
         /// In a stop's drain it counts from the drain's start, on one timer for
         /// all the server's connections, which send their GOAWAY then. A
         /// connection the drain reaches with less than half of it left (one
-        /// still in its handshake, say) counts its own from its GOAWAY, as does
-        /// a connection's own drain (max age, max idle): each waits at least
-        /// half of it, and at most all of it.
+        /// still in its handshake, say), or after the stop, counts its own from
+        /// its GOAWAY, as does a connection's own drain (max age, max idle):
+        /// each waits at least half of it, and at most all of it.
         ///
         /// # Example
         ///

@@ -157,18 +157,16 @@ where
                     .linger_deadline
                     .join(runtime, linger / 2, &server.shutdown);
                 let closed_in_time = if shared {
-                    // A hard stop is `cut`'s, below.
-                    let passed =
-                        poll_fn(|cx| server.linger_deadline.poll_passed(&session.conn, cx));
                     let read = async {
                         discard(&mut io).await;
                         true
                     };
-                    future::or(read, async {
-                        passed.await;
+                    // A hard stop is `cut`'s, below.
+                    let passed = async {
+                        poll_fn(|cx| server.linger_deadline.poll_passed(&session.conn, cx)).await;
                         false
-                    })
-                    .await
+                    };
+                    future::or(read, passed).await
                 } else {
                     within(runtime, linger / 2, discard(&mut io))
                         .await
