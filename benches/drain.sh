@@ -2,7 +2,10 @@
 # Drain latency vs idle connections (issue 6, item 1).
 #
 # For each K in DRAIN_KS, each server (examples/echo_server on smol and on
-# tokio, grpc-go's grpcsrv from ../shared/peers/grpc-go) and each client kind
+# tokio, grpc-go's grpcsrv from ../shared/peers/grpc-go, and with the lean
+# client only, benches' floor_server: one thread on a raw edge-triggered
+# epoll making the issue's five calls per connection, the least any server
+# can do, to show how much of the CPU no implementation can save) and each client kind
 # (benches' lean_client: raw frames on one thread, ACKs at once, closes on the
 # final GOAWAY; grpc-go's grpccli -conns K -rpc=true), DRAIN_REPS times:
 # K connections are opened and left idle, the server gets SIGTERM, and we take
@@ -25,6 +28,7 @@
 # Env: DRAIN_KS, DRAIN_REPS, DRAIN_STRACE_K (0: no strace), DRAIN_LEAN_RPC
 # (1: the lean client makes one gRPC call per connection before idling; default
 # 0, idle from the handshake), DRAIN_CLIENTS (default "lean grpccli"),
+# DRAIN_FLOOR (0: leave the floor server out; default 1),
 # DRAIN_ECHO_SERVER (an echo_server binary to measure instead of building this
 # tree's, e.g. a candidate fix built elsewhere), DRAIN_OUT (default
 # target/drain: drain.csv, summary.md, logs), DRAIN_SVG (default
@@ -64,10 +68,11 @@ ulimit -n "$hard"
 if [[ -z ${DRAIN_ECHO_SERVER:-} ]]; then
   cargo build --release -q --example echo_server || die "cargo build --example echo_server failed"
 fi
-cargo build --release -q -p winddown-benches --bin lean_client --bin plot_drain ||
+cargo build --release -q -p winddown-benches --bin lean_client --bin floor_server --bin plot_drain ||
   die "cargo build -p winddown-benches failed"
 ECHO_SERVER=${DRAIN_ECHO_SERVER:-$TARGET/release/examples/echo_server}
 LEAN_CLIENT=$TARGET/release/lean_client
+FLOOR_SERVER=$TARGET/release/floor_server
 PLOT=$TARGET/release/plot_drain
 
 # --- grpc-go's peers, built as .ci/grpcgo.sh does (rebuilt when their sources change).
@@ -96,8 +101,9 @@ import os, re, signal, socket, statistics, subprocess, sys, threading, time
 echo_server, lean_client, grpcsrv, grpccli, out = sys.argv[1:6]
 ks = [int(k) for k in sys.argv[6].split()]
 reps, strace_k, lean_rpc = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9] == "1"
-SERVERS = ["smol", "tokio", "grpc-go"]
+SERVERS = ["smol", "tokio", "grpc-go"] + (["floor"] if os.environ.get("DRAIN_FLOOR", "1") != "0" else [])
 CLIENTS = sys.argv[10].split()
+floor_server = sys.argv[11]
 SETTLE_S = 0.5  # between READY and the signal: the connections go idle
 procs = []
 
@@ -137,7 +143,11 @@ def go_duration(text):
 
 
 def start_server(name, tag):
-    if name == "grpc-go":
+    if name == "floor":
+        srv = Proc([floor_server, "--listen", "127.0.0.1:0"], logname=f"{tag}.server.log")
+        ok = srv.wait_line(r"^listening on (\S+)", 10)
+        addr = ok and ok.group(1)
+    elif name == "grpc-go":
         addr = f"127.0.0.1:{free_port()}"
         srv = Proc([grpcsrv, "-addr", addr], logname=f"{tag}.server.log")
         ok = srv.wait_line(r"serving on", 10)
@@ -257,6 +267,15 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def served(client, servers):
+    """The floor server serves no gRPC call: it runs with the lean client only, idle."""
+    return [s for s in servers if s != "floor" or (client == "lean" and not lean_rpc)]
+
+
+def display_name(server):
+    return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)"}.get(server, f"winddown {server}")
+
+
 def ratio(a, b):
     return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
@@ -270,8 +289,8 @@ with open(os.path.join(out, "drain.csv"), "w") as csv:
         for rep in range(1, reps + 1):
             for client in CLIENTS:
                 # Rotate the order, so no server always runs first (or right after another's build).
-                order = SERVERS[(rep - 1) % 3:] + SERVERS[:(rep - 1) % 3]
-                for server in order:
+                order = SERVERS[(rep - 1) % len(SERVERS):] + SERVERS[:(rep - 1) % len(SERVERS)]
+                for server in served(client, order):
                     t0 = time.time()
                     try:
                         row = run(server, client, k, rep)
@@ -320,10 +339,10 @@ def summary():
         p("|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if client == "lean" else ""))
         for k in ks:
             g_stop, g_cli, g_cpu = (m("grpc-go", client, k, f) for f in ("stop_ms", "client_ms", "cpu_us_per_conn"))
-            for server in SERVERS:
+            for server in served(client, SERVERS):
                 stop, cli, cpu = (m(server, client, k, f) for f in ("stop_ms", "client_ms", "cpu_us_per_conn"))
                 per = None if cli is None else cli * 1000 / k
-                name = server if server == "grpc-go" else f"winddown {server}"
+                name = display_name(server)
                 line = (f"| {k:,} | {name} | {fmt(stop, 2)} ms | {ratio(stop, g_stop)} | {fmt(cli, 2)} ms | "
                         f"{ratio(cli, g_cli)} | {fmt(per)} µs | {fmt(cpu)} µs | {ratio(cpu, g_cpu)} |")
                 if client == "lean":
@@ -341,7 +360,7 @@ def summary():
             total = sum(per.values())
             rest = ", ".join(f"{c} {v:.2f}" for c, v in sorted(per.items(), key=lambda x: -x[1])
                              if c != "futex" and v >= 0.05)
-            name = server if server == "grpc-go" else f"winddown {server}"
+            name = display_name(server)
             p(f"| {name} | {total:.2f} | {per.get('futex', 0):.2f} | {rest} |")
     # The issue's targets, judged from the medians above.
     p("")
@@ -376,6 +395,20 @@ def summary():
             fx = (big_t.get("futex", 0) - small_t.get("futex", 0)) / (strace_k - 1)
             cells.append(f"{total:.1f} calls, {fx:.2f} futex {judge(total <= 5 and fx < 0.05)}")
         p(f"| ≤ 5 syscalls / conn, no per-conn futex (K={strace_k}) | {cells[0]} | {cells[1]} |")
+    if "floor" in served("lean", SERVERS):
+        p("")
+        p("#### against the floor (server CPU per drained connection, lean client; × the floor server's)")
+        p("")
+        p("The floor server makes the issue's five calls per connection on one thread and nothing else:"
+          " what no server can save. The issue's 0.6× of grpc-go is reachable only where the floor is well under it.")
+        p("")
+        p("| K | floor CPU / conn | floor × grpc-go | winddown smol × floor | winddown tokio × floor | grpc-go × floor |")
+        p("|---:|---:|---:|---:|---:|---:|")
+        for k in ks:
+            f = m("floor", "lean", k, "cpu_us_per_conn")
+            cells = [ratio(m(server, "lean", k, "cpu_us_per_conn"), f) for server in ("smol", "tokio", "grpc-go")]
+            p(f"| {k:,} | {fmt(f)} µs | {ratio(f, m('grpc-go', 'lean', k, 'cpu_us_per_conn'))} | "
+              + " | ".join(cells) + " |")
     # Per-connection cost from the first K where fixed costs (process exit,
     # the stop's own phases) no longer show, to the largest.
     lo = min((k for k in ks if k >= 1000 and k < max(ks)), default=None) or min((k for k in ks if k >= 100), default=None)
@@ -423,6 +456,6 @@ echo "drain latency vs idle connections: K = $KS, $REPS rep(s); $(date -u +%F); 
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 python3 "$driver" "$ECHO_SERVER" "$LEAN_CLIENT" "$PEERS/grpcsrv" "$PEERS/grpccli" "$OUT" "$KS" "$REPS" \
-  "$STRACE_K" "$LEAN_RPC" "${DRAIN_CLIENTS:-lean grpccli}" || status=$?
+  "$STRACE_K" "$LEAN_RPC" "${DRAIN_CLIENTS:-lean grpccli}" "$FLOOR_SERVER" || status=$?
 "$PLOT" "$OUT/drain.csv" "$DRAIN_SVG"
 exit "$status"

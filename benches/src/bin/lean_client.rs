@@ -37,22 +37,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use winddown_benches::frames::{
+    self, Frame, ACK, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, MAX_STREAM_ID, PING, PREFACE,
+    RST_STREAM, SETTINGS,
+};
 
 const USAGE: &str =
     "usage: lean_client --addr ADDR --conns K [--rpc] [--parallel N] [--timeout SECS]";
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const PING: u8 = 0x6;
-const GOAWAY: u8 = 0x7;
-const ACK: u8 = 0x1;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-/// The last-stream-id of the first, "heads-up" GOAWAY.
-const MAX_STREAM_ID: u32 = (1 << 31) - 1;
 
 struct Options {
     addr: SocketAddr,
@@ -101,13 +92,6 @@ fn parse_args() -> Result<Options, String> {
     })
 }
 
-fn frame_header(out: &mut Vec<u8>, len: usize, ty: u8, flags: u8, stream: u32) {
-    let len = (len as u32).to_be_bytes();
-    out.extend_from_slice(&len[1..]);
-    out.extend_from_slice(&[ty, flags]);
-    out.extend_from_slice(&stream.to_be_bytes());
-}
-
 /// HPACK string literal, no Huffman (every value here is < 127 bytes).
 fn hpack_string(out: &mut Vec<u8>, s: &str) {
     out.push(s.len() as u8);
@@ -119,7 +103,7 @@ fn hpack_string(out: &mut Vec<u8>, s: &str) {
 fn hello(rpc: bool, authority: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(160);
     out.extend_from_slice(PREFACE);
-    frame_header(&mut out, 0, SETTINGS, 0, 0);
+    frames::header(&mut out, 0, SETTINGS, 0, 0);
     if rpc {
         // Literals without indexing, so the server's decoder keeps no state of ours.
         let mut block = vec![0x83, 0x86]; // :method POST, :scheme http (static 3, 6)
@@ -132,31 +116,13 @@ fn hello(rpc: bool, authority: &str) -> Vec<u8> {
         block.push(0x00); // a new name
         hpack_string(&mut block, "te");
         hpack_string(&mut block, "trailers");
-        frame_header(&mut out, block.len(), HEADERS, END_HEADERS, 1);
+        frames::header(&mut out, block.len(), HEADERS, END_HEADERS, 1);
         out.extend_from_slice(&block);
         let message = b"\x00\x00\x00\x00\x04warm"; // uncompressed, length 4
-        frame_header(&mut out, message.len(), DATA, END_STREAM, 1);
+        frames::header(&mut out, message.len(), DATA, END_STREAM, 1);
         out.extend_from_slice(message);
     }
     out
-}
-
-/// One frame's header and the first bytes of its payload (all we look at).
-struct Frame {
-    ty: u8,
-    flags: u8,
-    stream: u32,
-    head: [u8; 8],
-}
-
-impl Frame {
-    fn is_ack(&self) -> bool {
-        self.flags & ACK != 0
-    }
-
-    fn goaway_last_stream(&self) -> u32 {
-        u32::from_be_bytes([self.head[0], self.head[1], self.head[2], self.head[3]]) & MAX_STREAM_ID
-    }
 }
 
 struct Conn {
@@ -168,26 +134,9 @@ impl Conn {
     /// The next whole frame; `None` on EOF.
     async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         loop {
-            if self.buf.len() >= 9 {
-                let len = u32::from_be_bytes([0, self.buf[0], self.buf[1], self.buf[2]]) as usize;
-                if self.buf.len() >= 9 + len {
-                    let mut head = [0u8; 8];
-                    let n = len.min(8);
-                    head[..n].copy_from_slice(&self.buf[9..9 + n]);
-                    let frame = Frame {
-                        ty: self.buf[3],
-                        flags: self.buf[4],
-                        stream: u32::from_be_bytes([
-                            self.buf[5],
-                            self.buf[6],
-                            self.buf[7],
-                            self.buf[8],
-                        ]) & MAX_STREAM_ID,
-                        head,
-                    };
-                    self.buf.drain(..9 + len);
-                    return Ok(Some(frame));
-                }
+            if let Some((frame, used)) = Frame::parse(&self.buf) {
+                self.buf.drain(..used);
+                return Ok(Some(frame));
             }
             let mut chunk = [0u8; 512];
             let n = self.stream.read(&mut chunk).await?;
@@ -202,11 +151,8 @@ impl Conn {
     async fn answer(&mut self, frame: &Frame) -> io::Result<()> {
         let mut out = Vec::with_capacity(17);
         match frame.ty {
-            SETTINGS if !frame.is_ack() => frame_header(&mut out, 0, SETTINGS, ACK, 0),
-            PING if !frame.is_ack() => {
-                frame_header(&mut out, 8, PING, ACK, 0);
-                out.extend_from_slice(&frame.head);
-            }
+            SETTINGS if !frame.is_ack() => frames::header(&mut out, 0, SETTINGS, ACK, 0),
+            PING if !frame.is_ack() => frames::ping(&mut out, ACK, frame.head),
             _ => return Ok(()),
         }
         self.stream.write_all(&out).await

@@ -6,7 +6,8 @@
 //! ```
 //!
 //! Two panels, one per client kind (the lean client, grpc-go's grpccli); in
-//! each, one colour per server (winddown on smol, on tokio, grpc-go): a solid
+//! each, one colour per server (winddown on smol, on tokio, grpc-go, and in
+//! the lean client's panel the floor server of `src/bin/floor_server.rs`): a solid
 //! line for the time until the client saw every connection end, a dashed one
 //! for the server's own figure (the stop returning). Medians over the
 //! repetitions whose `ok` column is 1.
@@ -16,13 +17,19 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 
-const SERVERS: [(&str, &str, RGBColor); 3] = [
+const SERVERS: [(&str, &str, RGBColor); 4] = [
     ("smol", "winddown (smol)", RGBColor(0x1f, 0x77, 0xb4)),
     ("tokio", "winddown (tokio)", RGBColor(0x2c, 0xa0, 0x2c)),
     (
         "grpc-go",
         "grpc-go GracefulStop",
         RGBColor(0xd6, 0x27, 0x28),
+    ),
+    // The lean client only: it serves no gRPC call.
+    (
+        "floor",
+        "floor (raw epoll, 5 calls)",
+        RGBColor(0x7f, 0x7f, 0x7f),
     ),
 ];
 const CLIENTS: [(&str, &str); 2] = [
