@@ -1,13 +1,16 @@
 //! The floor of the drain benchmark (issue 6, item 1): the least work a
-//! server can do to drain idle HTTP/2 connections the way the issue counts
-//! it, to measure how much of a drain's CPU any implementation must pay.
+//! server can do to drain idle HTTP/2 connections in the issue's five calls
+//! per connection, to measure how much of a drain's CPU a server making
+//! those calls cannot save.
 //!
 //! ```text
 //! floor_server [--listen 127.0.0.1:0]
 //! ```
 //!
-//! First line on stdout: `listening on ADDR`. One thread and one epoll,
-//! edge-triggered, no runtime and no h2: frames are written and parsed by
+//! First line on stdout: `listening on ADDR`. One thread does all the work
+//! on the sockets, on one edge-triggered epoll, with no runtime and no h2 (a
+//! second thread only waits for the signal, through async-signal, whose
+//! reactor thread stays idle): frames are written and parsed by
 //! hand (`winddown_benches::frames`). A connection gets the server's empty
 //! SETTINGS at accept and an ACK of each SETTINGS and PING it sends; it is
 //! held idle. On SIGTERM or SIGINT the listener closes and every connection
@@ -21,7 +24,9 @@
 //! That is the issue's floor, five system calls per connection, plus the
 //! `epoll_wait`s shared by every connection that turned ready together. A
 //! read that returns less than it was offered is the last until the next
-//! edge (no `EAGAIN` read). When every connection is closed it prints
+//! edge (no `EAGAIN` read), unless the event also reported the peer's FIN
+//! or an error: a read that stops at a FIN is short too, and no later edge
+//! would announce the EOF. When every connection is closed it prints
 //! `shutdown: graceful in X ms; drained N, forced 0` (the line
 //! `benches/drain.sh` reads from `echo_server`) and exits.
 //!
@@ -38,7 +43,9 @@ use std::time::Instant;
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
-use winddown_benches::frames::{self, Frame, ACK, GOAWAY, MAX_STREAM_ID, PING, PREFACE, SETTINGS};
+use winddown_benches::frames::{
+    self, Frame, ACK, GOAWAY, HEADERS, MAX_STREAM_ID, PING, PREFACE, SETTINGS,
+};
 
 const USAGE: &str = "usage: floor_server [--listen ADDR]";
 /// The epoll keys of the listener and of the signal's pipe; a connection's
@@ -149,7 +156,12 @@ fn run() -> Result<(), String> {
             match event.data.u64() {
                 LISTENER => server.accept_all(),
                 SIGNAL => server.start_drain(),
-                key => server.on_ready(key as usize),
+                key => {
+                    let ended = EventFlags::RDHUP | EventFlags::HUP | EventFlags::ERR;
+                    // Copied out: the event is a packed struct.
+                    let flags = event.flags;
+                    server.on_ready(key as usize, flags.intersects(ended));
+                }
             }
         }
         if let Some(started) = server.stop.filter(|_| server.open == 0) {
@@ -216,11 +228,14 @@ impl Server {
             eprintln!("floor_server: a new connection failed: {e}");
             return;
         }
-        let slot = self.free.pop().unwrap_or(self.conns.len());
+        let slot = self.free.last().copied().unwrap_or(self.conns.len());
         let flags = EventFlags::IN | EventFlags::RDHUP | EventFlags::ET;
         if let Err(e) = epoll::add(&self.epoll, &stream, EventData::new_u64(slot as u64), flags) {
             eprintln!("floor_server: epoll_ctl(ADD): {e}");
             return;
+        }
+        if slot < self.conns.len() {
+            self.free.pop();
         }
         let conn = Conn {
             stream,
@@ -264,11 +279,12 @@ impl Server {
         }
     }
 
-    fn on_ready(&mut self, slot: usize) {
+    /// `ended`: the event reported the peer's FIN or an error.
+    fn on_ready(&mut self, slot: usize, ended: bool) {
         let Some(Some(conn)) = self.conns.get_mut(slot) else {
             return;
         };
-        let next = conn.read_and_answer();
+        let next = conn.read_and_answer(ended);
         self.settle(slot, next);
     }
 
@@ -293,8 +309,9 @@ impl Server {
 }
 
 impl Conn {
-    /// Reads what the edge announced and answers it.
-    fn read_and_answer(&mut self) -> Next {
+    /// Reads what the edge announced and answers it; with `ended`, on past
+    /// a short read, until the EOF or the error.
+    fn read_and_answer(&mut self, ended: bool) -> Next {
         let mut buf = [0u8; 4096];
         loop {
             let n = match self.stream.read(&mut buf) {
@@ -309,7 +326,7 @@ impl Conn {
                 return Next::Failed(why);
             }
             // Less than offered: the socket is empty until the next edge.
-            if n < buf.len() {
+            if n < buf.len() && !ended {
                 return Next::Keep;
             }
         }
@@ -331,8 +348,8 @@ impl Conn {
         let mut out = Vec::new();
         while let Some((frame, len)) = Frame::parse(&self.pending[used..]) {
             used += len;
-            self.last_stream = self.last_stream.max(frame.stream);
             match frame.ty {
+                HEADERS => self.last_stream = self.last_stream.max(frame.stream),
                 SETTINGS if !frame.is_ack() => frames::header(&mut out, 0, SETTINGS, ACK, 0),
                 PING if !frame.is_ack() => frames::ping(&mut out, ACK, frame.head),
                 PING if frame.head == DRAIN_PING && self.phase == Phase::Draining => {
