@@ -43,9 +43,7 @@ use std::time::Instant;
 
 use rustix::buffer::spare_capacity;
 use rustix::event::epoll::{self, EventData, EventFlags};
-use winddown_benches::frames::{
-    self, Frame, ACK, GOAWAY, HEADERS, MAX_STREAM_ID, PING, PREFACE, SETTINGS,
-};
+use winddown_benches::frames::{self, Frame, ACK, HEADERS, MAX_STREAM_ID, PING, PREFACE, SETTINGS};
 
 const USAGE: &str = "usage: floor_server [--listen ADDR]";
 /// The epoll keys of the listener and of the signal's pipe; a connection's
@@ -356,7 +354,7 @@ impl Conn {
                     frames::goaway(&mut out, self.last_stream);
                     self.phase = Phase::Lingering;
                 }
-                GOAWAY => {} // the client leaves: its EOF will follow
+                // Nothing else needs an answer (a client's GOAWAY: its EOF follows).
                 _ => {}
             }
         }
