@@ -20,7 +20,8 @@
 # lean client: `strace -c -f` attached to the server just before the signal,
 # giving system calls and futex calls (cross-thread wake-ups) per connection.
 # The runs are interleaved (each repetition runs every server in turn), and
-# the tables give medians and the ratio to grpc-go measured in the same run.
+# the tables give medians and, as each ratio to grpc-go (or to the floor),
+# the median of the per-repetition ratios.
 #
 #   bash benches/drain.sh                               # full: K = 1 100 1000 10000, 5 reps (~3-4 min)
 #   DRAIN_KS="1 100" DRAIN_REPS=1 bash benches/drain.sh # smoke (CI), < 1 min once built
@@ -276,8 +277,15 @@ def display_name(server):
     return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)"}.get(server, f"winddown {server}")
 
 
-def ratio(a, b):
-    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+def paired_ratios(rows, server, ref, client, k, f):
+    """server's figure over ref's, one ratio per repetition (both ran in it,
+    back to back): the machine's load moves both, so their ratio moves less
+    than either median does."""
+    by_rep = {}
+    for r in rows:
+        if r["ok"] and r["client"] == client and r["k"] == k and r[f] != "" and r["server"] in (server, ref):
+            by_rep.setdefault(r["rep"], {})[r["server"]] = float(r[f])
+    return sorted(d[server] / d[ref] for d in by_rep.values() if server in d and d.get(ref))
 
 
 started = time.time()
@@ -324,8 +332,18 @@ def summary():
         med.setdefault((r["server"], r["client"], r["k"]), []).append(r)
     def m(server, client, k, f):
         return median(r[f] for r in med.get((server, client, k), []) if r["ok"])
+    def x(server, client, k, f, ref="grpc-go"):
+        """The median of the per-repetition ratios to ref, or None."""
+        rs = paired_ratios(rows, server, ref, client, k, f)
+        return statistics.median(rs) if rs else None
+    def xs(server, client, k, f, ref="grpc-go"):
+        return fmt(x(server, client, k, f, ref), 2)
+    def spread(server, client, k, f, ref="grpc-go"):
+        rs = paired_ratios(rows, server, ref, client, k, f)
+        return f" (repetitions {rs[0]:.2f}–{rs[-1]:.2f})" if len(rs) > 1 else ""
     n_bad = sum(1 for r in rows if not r["ok"])
-    p(f"Medians of {reps} run(s) each; × = ratio to grpc-go in the same run (lower is better).")
+    p(f"Medians of {reps} run(s) each; × = the median of the per-repetition ratios to grpc-go"
+      " (each repetition runs every server back to back; lower is better).")
     if n_bad:
         p(f"**{n_bad} run(s) incomplete** (not every connection drained, or no report): left out of the medians.")
     titles = {"lean": "lean client (raw frames, one thread)", "grpccli": "grpc-go client (grpccli -rpc=true)"}
@@ -338,13 +356,13 @@ def summary():
           + (" client CPU / conn |" if client == "lean" else ""))
         p("|---:|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if client == "lean" else ""))
         for k in ks:
-            g_stop, g_cli, g_cpu = (m("grpc-go", client, k, f) for f in ("stop_ms", "client_ms", "cpu_us_per_conn"))
             for server in served(client, SERVERS):
                 stop, cli, cpu = (m(server, client, k, f) for f in ("stop_ms", "client_ms", "cpu_us_per_conn"))
                 per = None if cli is None else cli * 1000 / k
                 name = display_name(server)
-                line = (f"| {k:,} | {name} | {fmt(stop, 2)} ms | {ratio(stop, g_stop)} | {fmt(cli, 2)} ms | "
-                        f"{ratio(cli, g_cli)} | {fmt(per)} µs | {fmt(cpu)} µs | {ratio(cpu, g_cpu)} |")
+                line = (f"| {k:,} | {name} | {fmt(stop, 2)} ms | {xs(server, client, k, 'stop_ms')} | "
+                        f"{fmt(cli, 2)} ms | {xs(server, client, k, 'client_ms')} | {fmt(per)} µs | "
+                        f"{fmt(cpu)} µs | {xs(server, client, k, 'cpu_us_per_conn')} |")
                 if client == "lean":
                     line += f" {fmt(m(server, client, k, 'client_cpu_us_per_conn'))} µs |"
                 p(line)
@@ -362,7 +380,7 @@ def summary():
                              if c != "futex" and v >= 0.05)
             name = display_name(server)
             p(f"| {name} | {total:.2f} | {per.get('futex', 0):.2f} | {rest} |")
-    # The issue's targets, judged from the medians above.
+    # The issue's targets, judged from the paired ratios above.
     p("")
     p("#### targets")
     p("")
@@ -376,15 +394,16 @@ def summary():
         for f, label in (("stop_ms", "server's stop"), ("client_ms", "client saw all closed")):
             cells = []
             for server in ("smol", "tokio"):
-                a, b = m(server, "lean", k, f), m("grpc-go", "lean", k, f)
-                cells.append(f"{ratio(a, b)}× {judge(None if a is None or b is None else a <= 0.8 * b)}")
+                r = x(server, "lean", k, f)
+                cells.append(f"{fmt(r, 2)}× {judge(None if r is None else r <= 0.8)}")
             p(f"| lean, K={k:,}: {label} ≤ 0.8× grpc-go | {cells[0]} | {cells[1]} |")
     big = [k for k in ks if k >= 1000]
     cells = []
     for server in ("smol", "tokio"):
-        rs = [(m(server, "lean", k, "cpu_us_per_conn"), m("grpc-go", "lean", k, "cpu_us_per_conn")) for k in big]
-        worst = max((a / b for a, b in rs if a and b), default=None)
-        cells.append(f"{fmt(worst, 2)}× {judge(None if worst is None else worst <= 0.6)}")
+        rs = [(x(server, "lean", k, "cpu_us_per_conn"), k) for k in big]
+        worst, at = max(((r, k) for r, k in rs if r is not None), default=(None, None))
+        where = "" if at is None else f" at K={at:,}{spread(server, 'lean', at, 'cpu_us_per_conn')}"
+        cells.append(f"{fmt(worst, 2)}×{where} {judge(None if worst is None else worst <= 0.6)}")
     if big:
         p(f"| lean, K≥1,000: server CPU / conn ≤ 0.6× grpc-go (worst K) | {cells[0]} | {cells[1]} |")
     if traces:
@@ -417,9 +436,9 @@ def summary():
             worst, where = None, ""
             for k in ks:
                 for f, label in (("stop_ms", "stop"), ("client_ms", "client")):
-                    a, b = m(server, "grpccli", k, f), m("grpc-go", "grpccli", k, f)
-                    if a is not None and b and (worst is None or a / b > worst):
-                        worst, where = a / b, f" (K={k:,}, {label})"
+                    r = x(server, "grpccli", k, f)
+                    if r is not None and (worst is None or r > worst):
+                        worst, where = r, f" (K={k:,}, {label})"
             cells.append(f"worst {fmt(worst, 2)}×{where} {judge(None if worst is None else worst <= 1.0)}")
         p(f"| grpc-go client: never slower than grpc-go (every K, both figures) | {cells[0]} | {cells[1]} |")
     if "lean" in CLIENTS and "floor" in served("lean", SERVERS):
@@ -434,8 +453,8 @@ def summary():
         p("|---:|---:|---:|---:|---:|---:|")
         for k in ks:
             f = m("floor", "lean", k, "cpu_us_per_conn")
-            cells = [ratio(m(server, "lean", k, "cpu_us_per_conn"), f) for server in ("smol", "tokio", "grpc-go")]
-            p(f"| {k:,} | {fmt(f)} µs | {ratio(f, m('grpc-go', 'lean', k, 'cpu_us_per_conn'))} | "
+            cells = [xs(server, "lean", k, "cpu_us_per_conn", "floor") for server in ("smol", "tokio", "grpc-go")]
+            p(f"| {k:,} | {fmt(f)} µs | {xs('floor', 'lean', k, 'cpu_us_per_conn')} | "
               + " | ".join(cells) + " |")
     return "\n".join(lines)
 
