@@ -77,7 +77,7 @@ pub trait Runtime: Clone + Send + Sync + 'static {
     /// per write. Where the queue is FIFO, the first handler's answer queues
     /// the connection behind the others anyway, and waking it first only
     /// costs an extra poll; on smol that poll showed as tail latency
-    /// (BENCHMARKS.md, eleventh round). It is a hint: either value is
+    /// (BENCHMARKS-history.md, *Eleventh round*). It is a hint: either value is
     /// correct.
     ///
     /// # Example

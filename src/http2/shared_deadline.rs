@@ -9,8 +9,8 @@
 //! keeps its timers in one ordered map behind its reactor's lock; on tokio,
 //! each is an entry in the timer wheel, made, polled and cleared (callgrind,
 //! the ACK's timer shared: 28,480 → 26,220 instructions per drained
-//! connection on smol, 17,990 → 16,700 on tokio; BENCHMARKS.md, *Twelfth
-//! round*). So the first connection to need a deadline starts its one
+//! connection on smol, 17,990 → 16,700 on tokio; BENCHMARKS-history.md,
+//! *Twelfth round*). So the first connection to need a deadline starts its one
 //! timer, and when it fires, every connection is woken through its record
 //! (as the drain and the hard stop wake them:
 //! [`Shutdown::wake_connections_on`]), and those still waiting give up.
