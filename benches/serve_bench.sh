@@ -26,7 +26,7 @@
 #
 # Env: SERVE_REPS, SERVE_REQUESTS, SERVE_CONNS (item 4), SERVE_DRAIN_CONNS,
 # SERVE_DRAIN_BASE_MS, SERVE_DRAIN_STEP_MS (item 2), SERVE_ITEMS (default
-# "2 3 4"), SERVE_OUT (default target/serve: serve.csv, summary.md, logs).
+# "2 3 4"), SERVE_OUT (default target/serve: summary.md and the logs).
 # Exits non-zero if any run failed (figures are never assertions). Needs
 # h2load (nghttp2-client) and python3. Raises `ulimit -n` to the hard limit.
 set -euo pipefail
