@@ -725,7 +725,8 @@ mod tests {
 
     /// An idle connection may keep 64 slots: their size is memory per
     /// connection (88 bytes on 64-bit targets: the path inline, the id and the
-    /// open instant). Printed for BENCHMARKS.md (`-- --nocapture`).
+    /// open instant). Printed for the benchmarks (`-- --nocapture`;
+    /// BENCHMARKS-history.md, *Fifth round*).
     #[test]
     fn a_slot_stays_small() {
         let size = std::mem::size_of::<super::Slot>();

@@ -776,8 +776,9 @@ mod tests {
         let (io, _peer) = tokio::io::duplex(64);
         let serving = super::serve(server.inner_for_tests(), io, shutdown.connection(None));
         let size = std::mem::size_of_val(&serving);
-        // Printed for BENCHMARKS.md (`-- --nocapture`), with what each
-        // connection held before it waited through its record (`poll_drain`).
+        // Printed for the benchmarks (`-- --nocapture`; BENCHMARKS-history.md,
+        // *Sixth round*), with what each connection held before it waited
+        // through its record (`poll_drain`).
         eprintln!("a connection's future: {size} bytes");
         let token = shutdown.drain_token();
         let wait = token.wait();
