@@ -2,10 +2,13 @@
 # Drain latency vs idle connections (issue 6, item 1).
 #
 # For each K in DRAIN_KS, each server (examples/echo_server on smol and on
-# tokio, grpc-go's grpcsrv from ../shared/peers/grpc-go, and with the lean
-# client only, benches' floor_server: one thread on a raw edge-triggered
-# epoll making the issue's five calls per connection and nothing else, to
-# show how much of the CPU a server making those calls cannot save) and each client kind
+# tokio; grpc-go's grpcsrv from ../shared/peers/grpc-go; benches' epoll_echo:
+# echo_server's server and handler on a runtime of one thread and one
+# edge-triggered epoll, to show what tokio's and async-io's reactors add to
+# winddown's own cost; and with the lean client only, benches' floor_server:
+# one thread on a raw edge-triggered epoll making the issue's five calls per
+# connection and nothing else, to show how much of the CPU a server making
+# those calls cannot save) and each client kind
 # (benches' lean_client: raw frames on one thread, ACKs at once, closes on the
 # final GOAWAY; grpc-go's grpccli -conns K -rpc=true), DRAIN_REPS times:
 # K connections are opened and left idle, the server gets SIGTERM, and we take
@@ -29,7 +32,8 @@
 # Env: DRAIN_KS, DRAIN_REPS, DRAIN_STRACE_K (0: no strace), DRAIN_LEAN_RPC
 # (1: the lean client makes one gRPC call per connection before idling; default
 # 0, idle from the handshake), DRAIN_CLIENTS (default "lean grpccli"),
-# DRAIN_FLOOR (0: leave the floor server out; default 1),
+# DRAIN_FLOOR (0: leave the floor server out; default 1), DRAIN_EPOLL (0: leave
+# epoll_echo out; default 1),
 # DRAIN_ECHO_SERVER (an echo_server binary to measure instead of building this
 # tree's, e.g. a candidate fix built elsewhere), DRAIN_OUT (default
 # target/drain: drain.csv, summary.md, logs), DRAIN_SVG (default
@@ -69,11 +73,12 @@ ulimit -n "$hard"
 if [[ -z ${DRAIN_ECHO_SERVER:-} ]]; then
   cargo build --release -q --example echo_server || die "cargo build --example echo_server failed"
 fi
-cargo build --release -q -p winddown-benches --bin lean_client --bin floor_server --bin plot_drain ||
+cargo build --release -q -p winddown-benches --bin lean_client --bin floor_server --bin epoll_echo --bin plot_drain ||
   die "cargo build -p winddown-benches failed"
 ECHO_SERVER=${DRAIN_ECHO_SERVER:-$TARGET/release/examples/echo_server}
 LEAN_CLIENT=$TARGET/release/lean_client
 FLOOR_SERVER=$TARGET/release/floor_server
+EPOLL_ECHO=$TARGET/release/epoll_echo
 PLOT=$TARGET/release/plot_drain
 
 # --- grpc-go's peers, built as .ci/grpcgo.sh does (rebuilt when their sources change).
@@ -102,9 +107,10 @@ import os, re, signal, socket, statistics, subprocess, sys, threading, time
 echo_server, lean_client, grpcsrv, grpccli, out = sys.argv[1:6]
 ks = [int(k) for k in sys.argv[6].split()]
 reps, strace_k, lean_rpc = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9] == "1"
-SERVERS = ["smol", "tokio", "grpc-go"] + (["floor"] if os.environ.get("DRAIN_FLOOR", "1") != "0" else [])
+SERVERS = (["smol", "tokio", "grpc-go"] + (["floor"] if os.environ.get("DRAIN_FLOOR", "1") != "0" else [])
+           + (["epoll"] if os.environ.get("DRAIN_EPOLL", "1") != "0" else []))
 CLIENTS = sys.argv[10].split()
-floor_server = sys.argv[11]
+floor_server, epoll_echo = sys.argv[11:13]
 SETTLE_S = 0.5  # between READY and the signal: the connections go idle
 procs = []
 
@@ -144,8 +150,10 @@ def go_duration(text):
 
 
 def start_server(name, tag):
-    if name == "floor":
-        srv = Proc([floor_server, "--listen", "127.0.0.1:0"], logname=f"{tag}.server.log")
+    if name in ("floor", "epoll"):
+        binary = floor_server if name == "floor" else epoll_echo
+        grace = ["--grace", "120s"] if name == "epoll" else []
+        srv = Proc([binary, "--listen", "127.0.0.1:0"] + grace, logname=f"{tag}.server.log")
         ok = srv.wait_line(r"^listening on (\S+)", 10)
         addr = ok and ok.group(1)
     elif name == "grpc-go":
@@ -274,7 +282,8 @@ def served(client, servers):
 
 
 def display_name(server):
-    return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)"}.get(server, f"winddown {server}")
+    return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)",
+            "epoll": "winddown on raw epoll"}.get(server, f"winddown {server}")
 
 
 def paired_ratios(rows, server, ref, client, k, f):
@@ -450,11 +459,12 @@ def summary():
           " what a server making those calls cannot save. A server at 0.6× of grpc-go's CPU is at most"
           " 0.6 / (floor × grpc-go) times the floor's.")
         p("")
-        p("| K | floor CPU / conn | floor × grpc-go | winddown smol × floor | winddown tokio × floor | grpc-go × floor |")
-        p("|---:|---:|---:|---:|---:|---:|")
+        others = [s for s in ("smol", "tokio", "epoll", "grpc-go") if s in SERVERS]
+        p("| K | floor CPU / conn | floor × grpc-go | " + " | ".join(f"{display_name(s)} × floor" for s in others) + " |")
+        p("|---:|---:|---:|" + "---:|" * len(others))
         for k in ks:
             f = m("floor", "lean", k, "cpu_us_per_conn")
-            cells = [xs(server, "lean", k, "cpu_us_per_conn", "floor") for server in ("smol", "tokio", "grpc-go")]
+            cells = [xs(server, "lean", k, "cpu_us_per_conn", "floor") for server in others]
             p(f"| {k:,} | {fmt(f)} µs | {xs('floor', 'lean', k, 'cpu_us_per_conn')} | "
               + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -477,6 +487,6 @@ echo "drain latency vs idle connections: K = $KS, $REPS rep(s); $(date -u +%F); 
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 status=0
 python3 "$driver" "$ECHO_SERVER" "$LEAN_CLIENT" "$PEERS/grpcsrv" "$PEERS/grpccli" "$OUT" "$KS" "$REPS" \
-  "$STRACE_K" "$LEAN_RPC" "${DRAIN_CLIENTS:-lean grpccli}" "$FLOOR_SERVER" || status=$?
+  "$STRACE_K" "$LEAN_RPC" "${DRAIN_CLIENTS:-lean grpccli}" "$FLOOR_SERVER" "$EPOLL_ECHO" || status=$?
 "$PLOT" "$OUT/drain.csv" "$DRAIN_SVG"
 exit "$status"

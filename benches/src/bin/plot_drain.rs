@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Two panels, one per client kind (the lean client, grpc-go's grpccli); in
-//! each, one colour per server (winddown on smol, on tokio, grpc-go, and in
-//! the lean client's panel the floor server of `src/bin/floor_server.rs`): a solid
+//! each, one colour per server (winddown on smol, on tokio, on the minimal
+//! runtime of `src/bin/epoll_echo`, grpc-go, and in the lean client's panel
+//! the floor server of `src/bin/floor_server.rs`): a solid
 //! line for the time until the client saw every connection end, a dashed one
 //! for the server's own figure (the stop returning). Medians over the
 //! repetitions whose `ok` column is 1.
@@ -17,7 +18,7 @@ use std::process::ExitCode;
 
 use plotters::prelude::*;
 
-const SERVERS: [(&str, &str, RGBColor); 4] = [
+const SERVERS: [(&str, &str, RGBColor); 5] = [
     ("smol", "winddown (smol)", RGBColor(0x1f, 0x77, 0xb4)),
     ("tokio", "winddown (tokio)", RGBColor(0x2c, 0xa0, 0x2c)),
     (
@@ -25,6 +26,9 @@ const SERVERS: [(&str, &str, RGBColor); 4] = [
         "grpc-go GracefulStop",
         RGBColor(0xd6, 0x27, 0x28),
     ),
+    // winddown's server on a runtime of one thread and one edge-triggered
+    // epoll (`src/bin/epoll_echo`): what tokio's and async-io's reactors add.
+    ("epoll", "winddown on raw epoll", RGBColor(0x94, 0x67, 0xbd)),
     // The lean client only: it serves no gRPC call.
     (
         "floor",

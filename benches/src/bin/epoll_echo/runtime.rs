@@ -1,0 +1,549 @@
+//! A minimal runtime for one thread: a FIFO queue of tasks, a table of
+//! timers, and one edge-triggered epoll for the sockets, polled only when
+//! the queue is empty. It implements [`winddown::http2::Runtime`] and
+//! [`winddown::http2::Listener`], so the server runs on it unchanged.
+//!
+//! What it does not do, on purpose, is what tokio and async-io do and the
+//! drain benchmark counts:
+//! - no `epoll_ctl` after a socket is added: edge-triggered interest is
+//!   never re-armed (async-io registers one-shot and re-arms each wait), and
+//!   a closed socket leaves the epoll by itself (tokio deregisters first,
+//!   with `epoll_ctl(DEL)`);
+//! - no thread but this one touches a socket or a task: a task woken by an
+//!   event runs on the thread that saw the event, with no hand-off (async-io
+//!   has a reactor thread wake an executor thread);
+//! - no `EAGAIN` read after a short one: a read that returned less than it
+//!   was offered emptied the socket, and the next one waits for the edge
+//!   (unless the peer's FIN was already reported: no edge would follow).
+//!
+//! It is a measuring instrument, not a general runtime: everything is polled
+//! on the thread that calls [`EpollRuntime::block_on`], and a waker may be
+//! called from any thread (the signal's, here), which writes an eventfd only
+//! when the loop is parked in `epoll_wait`. The socket types assume they are
+//! polled on that thread: readiness is set by the loop between polls, so a
+//! read's `EAGAIN` and the edge that follows it cannot cross.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use rustix::buffer::spare_capacity;
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::event::{eventfd, EventfdFlags, Timespec};
+use rustix::fd::OwnedFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The epoll key of the eventfd that wakes a parked loop; a socket's key is
+/// its slot in the table.
+const WAKE: u64 = u64::MAX;
+
+type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A handle on the runtime: cheap to clone, usable from any thread to spawn.
+#[derive(Clone)]
+pub struct EpollRuntime {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    epoll: OwnedFd,
+    wake: OwnedFd,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Arc<Spawned>>,
+    /// The loop is in (or about to enter) `epoll_wait`: a wake-up from
+    /// another thread must write the eventfd.
+    parked: bool,
+    timers: BTreeMap<(Instant, u64), Waker>,
+    next_timer: u64,
+    sockets: Vec<Option<Arc<Readiness>>>,
+    free: Vec<usize>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A spawned task: its future, and whether it is in the queue already.
+struct Spawned {
+    future: Mutex<Option<Task>>,
+    queued: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for Spawned {
+    fn wake(self: Arc<Self>) {
+        if !self.queued.swap(true, Ordering::AcqRel) {
+            let shared = self.shared.clone();
+            shared.schedule(self);
+        }
+    }
+}
+
+impl Shared {
+    fn schedule(&self, task: Arc<Spawned>) {
+        let mut state = lock(&self.state);
+        state.queue.push_back(task);
+        if std::mem::take(&mut state.parked) {
+            drop(state);
+            // Only a wake-up from another thread finds the loop parked.
+            let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+impl EpollRuntime {
+    /// A runtime with its epoll and its eventfd.
+    pub fn new() -> io::Result<Self> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let wake = eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        epoll::add(
+            &epoll,
+            &wake,
+            EventData::new_u64(WAKE),
+            EventFlags::IN | EventFlags::ET,
+        )?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                epoll,
+                wake,
+                state: Mutex::new(State::default()),
+            }),
+        })
+    }
+
+    /// Runs the tasks and `main` on this thread until `main` finishes.
+    pub fn block_on<F: Future + Send + 'static>(&self, main: F) -> io::Result<F::Output>
+    where
+        F::Output: Send,
+    {
+        let output = Arc::new(Mutex::new(None));
+        let slot = output.clone();
+        winddown::http2::Runtime::spawn(self, async move {
+            let value = main.await;
+            *lock(&slot) = Some(value);
+        });
+        let mut events = Vec::with_capacity(1024);
+        loop {
+            self.run_queue();
+            if let Some(value) = lock(&output).take() {
+                return Ok(value);
+            }
+            let timeout = self.fire_timers();
+            {
+                let mut state = lock(&self.shared.state);
+                if !state.queue.is_empty() {
+                    continue;
+                }
+                state.parked = true;
+            }
+            events.clear();
+            let timeout = timeout.map(|wait| Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_nanos()),
+            });
+            let waited = epoll::wait(
+                &self.shared.epoll,
+                spare_capacity(&mut events),
+                timeout.as_ref(),
+            );
+            lock(&self.shared.state).parked = false;
+            match waited {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            for event in &events {
+                // Copied out: the event is a packed struct.
+                let (key, flags) = (event.data.u64(), event.flags);
+                if key == WAKE {
+                    let mut count = [0u8; 8];
+                    let _ = rustix::io::read(&self.shared.wake, &mut count);
+                    continue;
+                }
+                let socket = lock(&self.shared.state)
+                    .sockets
+                    .get(key as usize)
+                    .cloned()
+                    .flatten();
+                if let Some(socket) = socket {
+                    socket.on_event(flags);
+                }
+            }
+        }
+    }
+
+    fn run_queue(&self) {
+        loop {
+            let Some(task) = lock(&self.shared.state).queue.pop_front() else {
+                return;
+            };
+            // Before the poll: a wake-up during it queues the task again.
+            task.queued.store(false, Ordering::Release);
+            let waker = Waker::from(task.clone());
+            let mut future = lock(&task.future);
+            if let Some(running) = future.as_mut() {
+                if running
+                    .as_mut()
+                    .poll(&mut Context::from_waker(&waker))
+                    .is_ready()
+                {
+                    *future = None;
+                }
+            }
+        }
+    }
+
+    /// Wakes the timers that are due; how long until the next one.
+    fn fire_timers(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        let next = {
+            let mut state = lock(&self.shared.state);
+            while let Some(entry) = state.timers.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            state.timers.keys().next().map(|(at, _)| *at - now)
+        };
+        due.into_iter().for_each(Waker::wake);
+        next
+    }
+
+    fn register(&self, fd: impl rustix::fd::AsFd, interest: EventFlags) -> io::Result<Socket> {
+        let readiness = Arc::new(Readiness::default());
+        let mut state = lock(&self.shared.state);
+        let slot = state.free.pop().unwrap_or(state.sockets.len());
+        let flags = interest | EventFlags::RDHUP | EventFlags::ET;
+        if let Err(e) = epoll::add(
+            &self.shared.epoll,
+            fd,
+            EventData::new_u64(slot as u64),
+            flags,
+        ) {
+            state.free.push(slot);
+            return Err(e.into());
+        }
+        if slot == state.sockets.len() {
+            state.sockets.push(None);
+        }
+        state.sockets[slot] = Some(readiness.clone());
+        Ok(Socket {
+            readiness,
+            slot,
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+impl winddown::http2::Runtime for EpollRuntime {
+    type Sleep = Sleep;
+
+    fn spawn<F: Future<Output = ()> + Send + 'static>(&self, task: F) {
+        let spawned = Arc::new(Spawned {
+            future: Mutex::new(Some(Box::pin(task))),
+            queued: AtomicBool::new(true),
+            shared: self.shared.clone(),
+        });
+        self.shared.schedule(spawned);
+    }
+
+    fn sleep(&self, duration: Duration) -> Sleep {
+        Sleep {
+            at: Instant::now() + duration,
+            key: None,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// A timer of [`EpollRuntime`].
+pub struct Sleep {
+    at: Instant,
+    /// Its entry in the table, once it has waited.
+    key: Option<(Instant, u64)>,
+    shared: Arc<Shared>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut state = lock(&self.shared.state);
+        if Instant::now() >= self.at {
+            if let Some(key) = self.key {
+                state.timers.remove(&key);
+            }
+            return Poll::Ready(());
+        }
+        let key = match self.key {
+            Some(key) => key,
+            None => {
+                state.next_timer += 1;
+                (self.at, state.next_timer)
+            }
+        };
+        state.timers.insert(key, cx.waker().clone());
+        drop(state);
+        self.key = Some(key);
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            lock(&self.shared.state).timers.remove(&key);
+        }
+    }
+}
+
+/// What the loop last saw of a socket, and who waits for it.
+#[derive(Default)]
+struct Readiness(Mutex<ReadinessState>);
+
+#[derive(Default)]
+struct ReadinessState {
+    readable: bool,
+    writable: bool,
+    /// The peer's FIN or an error was reported: no edge will follow it.
+    ended: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+impl Readiness {
+    fn on_event(&self, flags: EventFlags) {
+        let (reader, writer) = {
+            let mut state = lock(&self.0);
+            let failed = EventFlags::HUP | EventFlags::ERR;
+            if flags.intersects(EventFlags::IN | EventFlags::RDHUP | failed) {
+                state.readable = true;
+                state.ended |= flags.intersects(EventFlags::RDHUP | failed);
+            }
+            if flags.intersects(EventFlags::OUT | failed) {
+                state.writable = true;
+            }
+            (state.reader.take(), state.writer.take())
+        };
+        reader.into_iter().chain(writer).for_each(Waker::wake);
+    }
+
+    /// Ready to read; else the waker is kept for the next edge.
+    fn poll_readable(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut state = lock(&self.0);
+        if state.readable {
+            return Poll::Ready(());
+        }
+        state.reader = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn poll_writable(&self, cx: &Context<'_>) -> Poll<()> {
+        let mut state = lock(&self.0);
+        if state.writable {
+            return Poll::Ready(());
+        }
+        state.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// The socket has nothing more to read until the next edge.
+    fn read_drained(&self, cx: &Context<'_>, would_block: bool) {
+        let mut state = lock(&self.0);
+        if would_block || !state.ended {
+            state.readable = false;
+            if would_block {
+                state.reader = Some(cx.waker().clone());
+            }
+        }
+    }
+
+    fn write_full(&self, cx: &Context<'_>) {
+        let mut state = lock(&self.0);
+        state.writable = false;
+        state.writer = Some(cx.waker().clone());
+    }
+}
+
+/// A socket's place in the loop's table; leaving it frees the slot (the
+/// descriptor's close, after, takes it out of the epoll).
+struct Socket {
+    readiness: Arc<Readiness>,
+    slot: usize,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        let mut state = lock(&self.shared.state);
+        state.sockets[self.slot] = None;
+        state.free.push(self.slot);
+    }
+}
+
+/// A listener on [`EpollRuntime`].
+pub struct EpollListener {
+    // Declared first, dropped first: the slot is freed before the close.
+    socket: Socket,
+    listener: TcpListener,
+}
+
+impl EpollListener {
+    /// Listens on `addr`.
+    pub fn bind(runtime: &EpollRuntime, addr: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let socket = runtime.register(&listener, EventFlags::IN)?;
+        lock(&socket.readiness.0).readable = true;
+        Ok(Self { socket, listener })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    fn poll_accept(&mut self, cx: &Context<'_>) -> Poll<io::Result<(EpollStream, SocketAddr)>> {
+        loop {
+            if self.socket.readiness.poll_readable(cx).is_pending() {
+                return Poll::Pending;
+            }
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    let runtime = EpollRuntime {
+                        shared: self.socket.shared.clone(),
+                    };
+                    return Poll::Ready(EpollStream::new(&runtime, stream).map(|s| (s, peer)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.socket.readiness.read_drained(cx, true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl winddown::http2::Listener for EpollListener {
+    type Io = EpollStream;
+
+    async fn accept(&mut self) -> io::Result<(EpollStream, Option<SocketAddr>)> {
+        let (stream, peer) = std::future::poll_fn(|cx| self.poll_accept(cx)).await?;
+        Ok((stream, Some(peer)))
+    }
+}
+
+/// A TCP stream on [`EpollRuntime`], speaking tokio's I/O traits (h2's).
+pub struct EpollStream {
+    // Declared first, dropped first: the slot is freed before the close.
+    socket: Socket,
+    stream: TcpStream,
+}
+
+impl EpollStream {
+    fn new(runtime: &EpollRuntime, stream: TcpStream) -> io::Result<Self> {
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        let socket = runtime.register(&stream, EventFlags::IN | EventFlags::OUT)?;
+        {
+            let mut state = lock(&socket.readiness.0);
+            state.readable = true;
+            state.writable = true;
+        }
+        Ok(Self { socket, stream })
+    }
+
+    fn poll_io<T>(
+        &mut self,
+        cx: &Context<'_>,
+        mut io: impl FnMut(&mut TcpStream) -> io::Result<T>,
+        writing: bool,
+    ) -> Poll<io::Result<T>> {
+        let readiness = &self.socket.readiness;
+        loop {
+            let ready = if writing {
+                readiness.poll_writable(cx)
+            } else {
+                readiness.poll_readable(cx)
+            };
+            if ready.is_pending() {
+                return Poll::Pending;
+            }
+            match io(&mut self.stream) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if writing {
+                        readiness.write_full(cx)
+                    } else {
+                        readiness.read_drained(cx, true)
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                done => return Poll::Ready(done),
+            }
+        }
+    }
+}
+
+impl AsyncRead for EpollStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let offered = buf.remaining();
+        let this = &mut *self;
+        let read = std::task::ready!(this.poll_io(
+            cx,
+            |stream| stream.read(buf.initialize_unfilled()),
+            false
+        ))?;
+        buf.advance(read);
+        if read > 0 && read < offered {
+            this.socket.readiness.read_drained(cx, false);
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for EpollStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, |stream| stream.write(buf), true)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_io(cx, |stream| stream.write_vectored(bufs), true)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.stream.shutdown(Shutdown::Write))
+    }
+}
