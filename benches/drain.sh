@@ -26,7 +26,7 @@
 # the tables give medians and, as each ratio to grpc-go (or to the floor),
 # the median of the per-repetition ratios.
 #
-#   bash benches/drain.sh                               # full: K = 1 100 1000 10000, 5 reps (~3-4 min)
+#   bash benches/drain.sh                               # full: K = 1 100 1000 10000, 5 reps (~5-6 min)
 #   DRAIN_KS="1 100" DRAIN_REPS=1 bash benches/drain.sh # smoke (CI), < 1 min once built
 #
 # Env: DRAIN_KS, DRAIN_REPS, DRAIN_STRACE_K (0: no strace), DRAIN_LEAN_RPC

@@ -8,16 +8,21 @@
 //! ```
 //!
 //! The same `winddown::http2::Server`, the same echo handler
-//! (`examples/support/echo.rs`) and the same default `Config` as
-//! `echo_server`; only the runtime differs. tokio and async-io make calls
-//! this runtime does not (tokio's `epoll_ctl(DEL)` before each close,
-//! async-io's one-shot re-arm and its reactor thread's hand-off to an
-//! executor thread), and here the server's own work shows without them.
-//! First line on stdout: `listening on ADDR`; on SIGTERM or SIGINT it
-//! drains and prints its report (`shutdown: graceful in ...`), as
-//! `echo_server` does.
+//! (`examples/support/echo.rs`), the same default `Config` and the same
+//! signal handling (`winddown::http2::stop_on_signals`) as `echo_server`;
+//! what `echo_server` has besides (its SIGUSR1 and SIGHUP tasks, a copy of
+//! the listener for a successor) costs nothing per connection. The runtime
+//! is what differs: tokio and async-io make calls this one does not (an
+//! `epoll_ctl(DEL)` before each close; async-io's one-shot re-arm and its
+//! reactor thread's hand-off to an executor thread), and run an executor
+//! thread per core, which wake each other. Here the server's own work shows
+//! without them. First line on stdout: `listening on ADDR`; on SIGTERM or
+//! SIGINT it drains and prints its report (`shutdown: graceful in ...`),
+//! as `echo_server` does.
 //!
-//! A measuring instrument, not an adapter: one thread, Linux only.
+//! A measuring instrument, not an adapter, and Linux only. Everything runs
+//! on one thread, but for async-signal's: async-io's reactor thread, which
+//! acts once, when the signal comes.
 
 use std::io::Write;
 use std::net::SocketAddr;

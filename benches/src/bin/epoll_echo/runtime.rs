@@ -1,17 +1,20 @@
 //! A minimal runtime for one thread: a FIFO queue of tasks, a table of
-//! timers, and one edge-triggered epoll for the sockets, polled only when
-//! the queue is empty. It implements [`winddown::http2::Runtime`] and
+//! timers, and one edge-triggered epoll for the sockets, waited on when the
+//! queue is empty (and looked at, without waiting, after every 61 polls).
+//! It implements [`winddown::http2::Runtime`] and
 //! [`winddown::http2::Listener`], so the server runs on it unchanged.
 //!
 //! What it does not do, on purpose, is what tokio and async-io do and the
 //! drain benchmark counts:
 //! - no `epoll_ctl` after a socket is added: edge-triggered interest is
 //!   never re-armed (async-io registers one-shot and re-arms each wait), and
-//!   a closed socket leaves the epoll by itself (tokio deregisters first,
-//!   with `epoll_ctl(DEL)`);
+//!   a closed socket leaves the epoll by itself (tokio and async-io both
+//!   deregister it first, with `epoll_ctl(DEL)`);
 //! - no thread but this one touches a socket or a task: a task woken by an
 //!   event runs on the thread that saw the event, with no hand-off (async-io
-//!   has a reactor thread wake an executor thread);
+//!   has a reactor thread wake an executor thread) and no second executor
+//!   thread to wake (both runtimes run one per core here, which is where
+//!   their `futex` calls go);
 //! - no `EAGAIN` read after a short one: a read that returned less than it
 //!   was offered emptied the socket, and the next one waits for the edge
 //!   (unless the peer's FIN was already reported: no edge would follow).
@@ -27,6 +30,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,6 +46,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// The epoll key of the eventfd that wakes a parked loop; a socket's key is
 /// its slot in the table.
 const WAKE: u64 = u64::MAX;
+/// Task polls between two looks at the epoll and the timers, as tokio's
+/// `event_interval`: a task that keeps waking itself (a connection
+/// discarding a fast peer's bytes yields after each read) must not starve
+/// the other sockets and the timers.
+const POLLS_PER_TURN: usize = 61;
+/// The longest `epoll_wait`: a timer further away than epoll's millisecond
+/// timeout can say (24.8 days) would need `epoll_pwait2`.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
 
 type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -138,23 +150,26 @@ impl EpollRuntime {
             if let Some(value) = lock(&output).take() {
                 return Ok(value);
             }
-            let timeout = self.fire_timers();
-            {
+            let next_timer = self.fire_timers();
+            let wait = {
                 let mut state = lock(&self.shared.state);
-                if !state.queue.is_empty() {
-                    continue;
+                if state.queue.is_empty() {
+                    state.parked = true;
+                    next_timer.map_or(LONGEST_WAIT, |after| after.min(LONGEST_WAIT))
+                } else {
+                    // Tasks are waiting: look at the sockets without sleeping.
+                    Duration::ZERO
                 }
-                state.parked = true;
-            }
+            };
             events.clear();
-            let timeout = timeout.map(|wait| Timespec {
+            let timeout = Timespec {
                 tv_sec: wait.as_secs() as i64,
                 tv_nsec: i64::from(wait.subsec_nanos()),
-            });
+            };
             let waited = epoll::wait(
                 &self.shared.epoll,
                 spare_capacity(&mut events),
-                timeout.as_ref(),
+                Some(&timeout),
             );
             lock(&self.shared.state).parked = false;
             match waited {
@@ -182,8 +197,9 @@ impl EpollRuntime {
         }
     }
 
+    /// Polls queued tasks, at most [`POLLS_PER_TURN`] of them.
     fn run_queue(&self) {
-        loop {
+        for _ in 0..POLLS_PER_TURN {
             let Some(task) = lock(&self.shared.state).queue.pop_front() else {
                 return;
             };
@@ -192,12 +208,15 @@ impl EpollRuntime {
             let waker = Waker::from(task.clone());
             let mut future = lock(&task.future);
             if let Some(running) = future.as_mut() {
-                if running
-                    .as_mut()
-                    .poll(&mut Context::from_waker(&waker))
-                    .is_ready()
-                {
-                    *future = None;
+                let mut cx = Context::from_waker(&waker);
+                // A task that panics ends alone, as on tokio and smol.
+                match catch_unwind(AssertUnwindSafe(|| running.as_mut().poll(&mut cx))) {
+                    Ok(Poll::Pending) => {}
+                    Ok(Poll::Ready(())) => *future = None,
+                    Err(_) => {
+                        eprintln!("epoll_echo: a task panicked; it is dropped");
+                        *future = None;
+                    }
                 }
             }
         }
@@ -261,7 +280,8 @@ impl winddown::http2::Runtime for EpollRuntime {
 
     fn sleep(&self, duration: Duration) -> Sleep {
         Sleep {
-            at: Instant::now() + duration,
+            // Beyond what an `Instant` can hold: never.
+            at: Instant::now().checked_add(duration),
             key: None,
             shared: self.shared.clone(),
         }
@@ -270,7 +290,7 @@ impl winddown::http2::Runtime for EpollRuntime {
 
 /// A timer of [`EpollRuntime`].
 pub struct Sleep {
-    at: Instant,
+    at: Option<Instant>,
     /// Its entry in the table, once it has waited.
     key: Option<(Instant, u64)>,
     shared: Arc<Shared>,
@@ -280,21 +300,26 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = lock(&self.shared.state);
-        if Instant::now() >= self.at {
-            if let Some(key) = self.key {
-                state.timers.remove(&key);
-            }
+        let Some(at) = self.at else {
+            return Poll::Pending;
+        };
+        if Instant::now() >= at {
+            // The entry's waker is dropped after the lock (as every waker
+            // here): it may hold the last reference to a task, whose timers
+            // and sockets lock the state as they go.
+            let key = self.key.take();
+            let _fired = key.and_then(|key| lock(&self.shared.state).timers.remove(&key));
             return Poll::Ready(());
         }
+        let mut state = lock(&self.shared.state);
         let key = match self.key {
             Some(key) => key,
             None => {
                 state.next_timer += 1;
-                (self.at, state.next_timer)
+                (at, state.next_timer)
             }
         };
-        state.timers.insert(key, cx.waker().clone());
+        let _replaced = state.timers.insert(key, cx.waker().clone());
         drop(state);
         self.key = Some(key);
         Poll::Pending
@@ -304,7 +329,7 @@ impl Future for Sleep {
 impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(key) = self.key {
-            lock(&self.shared.state).timers.remove(&key);
+            let _unfired = lock(&self.shared.state).timers.remove(&key);
         }
     }
 }
@@ -328,14 +353,17 @@ impl Readiness {
         let (reader, writer) = {
             let mut state = lock(&self.0);
             let failed = EventFlags::HUP | EventFlags::ERR;
+            let (mut reader, mut writer) = (None, None);
             if flags.intersects(EventFlags::IN | EventFlags::RDHUP | failed) {
                 state.readable = true;
                 state.ended |= flags.intersects(EventFlags::RDHUP | failed);
+                reader = state.reader.take();
             }
             if flags.intersects(EventFlags::OUT | failed) {
                 state.writable = true;
+                writer = state.writer.take();
             }
-            (state.reader.take(), state.writer.take())
+            (reader, writer)
         };
         reader.into_iter().chain(writer).for_each(Waker::wake);
     }
@@ -346,7 +374,8 @@ impl Readiness {
         if state.readable {
             return Poll::Ready(());
         }
-        state.reader = Some(cx.waker().clone());
+        let _replaced = state.reader.replace(cx.waker().clone());
+        drop(state);
         Poll::Pending
     }
 
@@ -355,25 +384,27 @@ impl Readiness {
         if state.writable {
             return Poll::Ready(());
         }
-        state.writer = Some(cx.waker().clone());
+        let _replaced = state.writer.replace(cx.waker().clone());
+        drop(state);
         Poll::Pending
     }
 
-    /// The socket has nothing more to read until the next edge.
+    /// The socket has nothing more to read until the next edge (unless the
+    /// peer's FIN was reported: no edge would follow, and reads return 0).
     fn read_drained(&self, cx: &Context<'_>, would_block: bool) {
         let mut state = lock(&self.0);
         if would_block || !state.ended {
             state.readable = false;
-            if would_block {
-                state.reader = Some(cx.waker().clone());
-            }
         }
+        let _replaced = would_block.then(|| state.reader.replace(cx.waker().clone()));
+        drop(state);
     }
 
     fn write_full(&self, cx: &Context<'_>) {
         let mut state = lock(&self.0);
         state.writable = false;
-        state.writer = Some(cx.waker().clone());
+        let _replaced = state.writer.replace(cx.waker().clone());
+        drop(state);
     }
 }
 
@@ -388,8 +419,9 @@ struct Socket {
 impl Drop for Socket {
     fn drop(&mut self) {
         let mut state = lock(&self.shared.state);
-        state.sockets[self.slot] = None;
+        let _left = state.sockets[self.slot].take();
         state.free.push(self.slot);
+        drop(state);
     }
 }
 
