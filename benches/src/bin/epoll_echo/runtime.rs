@@ -241,7 +241,7 @@ impl EpollRuntime {
     }
 
     fn register(&self, fd: impl rustix::fd::AsFd, interest: EventFlags) -> io::Result<Socket> {
-        let readiness = Arc::new(Readiness::default());
+        let readiness = Arc::new(Readiness::new());
         let mut state = lock(&self.shared.state);
         let slot = state.free.pop().unwrap_or(state.sockets.len());
         let flags = interest | EventFlags::RDHUP | EventFlags::ET;
@@ -335,75 +335,86 @@ impl Drop for Sleep {
 }
 
 /// What the loop last saw of a socket, and who waits for it.
-#[derive(Default)]
 struct Readiness(Mutex<ReadinessState>);
 
-#[derive(Default)]
 struct ReadinessState {
-    readable: bool,
-    writable: bool,
+    /// Reading, then writing.
+    halves: [Half; 2],
     /// The peer's FIN or an error was reported: no edge will follow it.
     ended: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+}
+
+/// One direction of a socket.
+struct Half {
+    ready: bool,
+    waiter: Option<Waker>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read = 0,
+    Write = 1,
 }
 
 impl Readiness {
-    fn on_event(&self, flags: EventFlags) {
-        let (reader, writer) = {
-            let mut state = lock(&self.0);
-            let failed = EventFlags::HUP | EventFlags::ERR;
-            let (mut reader, mut writer) = (None, None);
-            if flags.intersects(EventFlags::IN | EventFlags::RDHUP | failed) {
-                state.readable = true;
-                state.ended |= flags.intersects(EventFlags::RDHUP | failed);
-                reader = state.reader.take();
-            }
-            if flags.intersects(EventFlags::OUT | failed) {
-                state.writable = true;
-                writer = state.writer.take();
-            }
-            (reader, writer)
+    /// Ready both ways: a socket's first read or write (or accept) finds
+    /// out, and its `EAGAIN` waits for the next edge.
+    fn new() -> Self {
+        let half = || Half {
+            ready: true,
+            waiter: None,
         };
-        reader.into_iter().chain(writer).for_each(Waker::wake);
+        Self(Mutex::new(ReadinessState {
+            halves: [half(), half()],
+            ended: false,
+        }))
     }
 
-    /// Ready to read; else the waker is kept for the next edge.
-    fn poll_readable(&self, cx: &Context<'_>) -> Poll<()> {
+    fn on_event(&self, flags: EventFlags) {
+        let failed = EventFlags::HUP | EventFlags::ERR;
+        let woken = {
+            let mut state = lock(&self.0);
+            state.ended |= flags.intersects(EventFlags::RDHUP | failed);
+            let mut wake = |direction: Direction, reported: EventFlags| {
+                let half = &mut state.halves[direction as usize];
+                flags.intersects(reported | failed).then(|| {
+                    half.ready = true;
+                    half.waiter.take()
+                })
+            };
+            [
+                wake(Direction::Read, EventFlags::IN | EventFlags::RDHUP),
+                wake(Direction::Write, EventFlags::OUT),
+            ]
+        };
+        woken.into_iter().flatten().flatten().for_each(Waker::wake);
+    }
+
+    /// Ready in `direction`; else the waker is kept for the next edge.
+    fn poll_ready(&self, direction: Direction, cx: &Context<'_>) -> Poll<()> {
         let mut state = lock(&self.0);
-        if state.readable {
+        let half = &mut state.halves[direction as usize];
+        if half.ready {
             return Poll::Ready(());
         }
-        let _replaced = state.reader.replace(cx.waker().clone());
+        // Dropped after the lock (as every waker here): it may hold the
+        // last reference to a task, whose timers and sockets lock the state.
+        let _replaced = half.waiter.replace(cx.waker().clone());
         drop(state);
         Poll::Pending
     }
 
-    fn poll_writable(&self, cx: &Context<'_>) -> Poll<()> {
+    /// Nothing more until the next edge in `direction`: after `EAGAIN`
+    /// (`would_block`, and the waker is kept), or after a short read, unless
+    /// the peer's FIN was reported (no edge would follow; reads return 0).
+    fn drained(&self, direction: Direction, cx: &Context<'_>, would_block: bool) {
         let mut state = lock(&self.0);
-        if state.writable {
-            return Poll::Ready(());
+        let ended = state.ended;
+        let half = &mut state.halves[direction as usize];
+        if would_block || !ended {
+            half.ready = false;
         }
-        let _replaced = state.writer.replace(cx.waker().clone());
-        drop(state);
-        Poll::Pending
-    }
-
-    /// The socket has nothing more to read until the next edge (unless the
-    /// peer's FIN was reported: no edge would follow, and reads return 0).
-    fn read_drained(&self, cx: &Context<'_>, would_block: bool) {
-        let mut state = lock(&self.0);
-        if would_block || !state.ended {
-            state.readable = false;
-        }
-        let _replaced = would_block.then(|| state.reader.replace(cx.waker().clone()));
-        drop(state);
-    }
-
-    fn write_full(&self, cx: &Context<'_>) {
-        let mut state = lock(&self.0);
-        state.writable = false;
-        let _replaced = state.writer.replace(cx.waker().clone());
+        let _replaced = would_block.then(|| half.waiter.replace(cx.waker().clone()));
         drop(state);
     }
 }
@@ -438,7 +449,6 @@ impl EpollListener {
         let listener = TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let socket = runtime.register(&listener, EventFlags::IN)?;
-        lock(&socket.readiness.0).readable = true;
         Ok(Self { socket, listener })
     }
 
@@ -449,7 +459,12 @@ impl EpollListener {
 
     fn poll_accept(&mut self, cx: &Context<'_>) -> Poll<io::Result<(EpollStream, SocketAddr)>> {
         loop {
-            if self.socket.readiness.poll_readable(cx).is_pending() {
+            if self
+                .socket
+                .readiness
+                .poll_ready(Direction::Read, cx)
+                .is_pending()
+            {
                 return Poll::Pending;
             }
             match self.listener.accept() {
@@ -460,7 +475,7 @@ impl EpollListener {
                     return Poll::Ready(EpollStream::new(&runtime, stream).map(|s| (s, peer)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.socket.readiness.read_drained(cx, true)
+                    self.socket.readiness.drained(Direction::Read, cx, true)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -490,37 +505,23 @@ impl EpollStream {
         stream.set_nonblocking(true)?;
         stream.set_nodelay(true)?;
         let socket = runtime.register(&stream, EventFlags::IN | EventFlags::OUT)?;
-        {
-            let mut state = lock(&socket.readiness.0);
-            state.readable = true;
-            state.writable = true;
-        }
         Ok(Self { socket, stream })
     }
 
     fn poll_io<T>(
         &mut self,
         cx: &Context<'_>,
+        direction: Direction,
         mut io: impl FnMut(&mut TcpStream) -> io::Result<T>,
-        writing: bool,
     ) -> Poll<io::Result<T>> {
         let readiness = &self.socket.readiness;
         loop {
-            let ready = if writing {
-                readiness.poll_writable(cx)
-            } else {
-                readiness.poll_readable(cx)
-            };
-            if ready.is_pending() {
+            if readiness.poll_ready(direction, cx).is_pending() {
                 return Poll::Pending;
             }
             match io(&mut self.stream) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if writing {
-                        readiness.write_full(cx)
-                    } else {
-                        readiness.read_drained(cx, true)
-                    }
+                    readiness.drained(direction, cx, true)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 done => return Poll::Ready(done),
@@ -537,14 +538,11 @@ impl AsyncRead for EpollStream {
     ) -> Poll<io::Result<()>> {
         let offered = buf.remaining();
         let this = &mut *self;
-        let read = std::task::ready!(this.poll_io(
-            cx,
-            |stream| stream.read(buf.initialize_unfilled()),
-            false
-        ))?;
+        let read = std::task::ready!(this.poll_io(cx, Direction::Read, |stream| stream
+            .read(buf.initialize_unfilled())))?;
         buf.advance(read);
         if read > 0 && read < offered {
-            this.socket.readiness.read_drained(cx, false);
+            this.socket.readiness.drained(Direction::Read, cx, false);
         }
         Poll::Ready(Ok(()))
     }
@@ -556,7 +554,7 @@ impl AsyncWrite for EpollStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, |stream| stream.write(buf), true)
+        self.poll_io(cx, Direction::Write, |stream| stream.write(buf))
     }
 
     fn poll_write_vectored(
@@ -564,7 +562,7 @@ impl AsyncWrite for EpollStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.poll_io(cx, |stream| stream.write_vectored(bufs), true)
+        self.poll_io(cx, Direction::Write, |stream| stream.write_vectored(bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
