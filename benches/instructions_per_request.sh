@@ -32,13 +32,13 @@ fi
 case $load in
   echo)
     head -c 64 /dev/zero >"$out/body"
-    target=(/echo)
+    headers=() path=/echo
     ;;
   grpc)
     # A unary gRPC message: not compressed, 4-byte length, 59 zero bytes.
     printf '\x00\x00\x00\x00\x3b' >"$out/body"
     head -c 59 /dev/zero >>"$out/body"
-    target=(-H "content-type: application/grpc" -H "te: trailers" /echo.Echo/Say)
+    headers=(-H "content-type: application/grpc" -H "te: trailers") path=/echo.Echo/Say
     ;;
   *) echo "IR_LOAD must be echo or grpc, not $load" >&2; exit 2 ;;
 esac
@@ -55,8 +55,8 @@ run() {
   local bin=$1 n=$2 file="$out/$(basename "$1").$rt.$load.$2.callgrind"
   callgrind_server "$file" "$bin" "$rt" "$out"
   local pid=$server_pid addr=$server_addr
-  h2load -c 16 -m 32 -n "$n" -d "$out/body" "${target[@]:0:${#target[@]}-1}" \
-    "http://$addr${target[-1]}" >"$out/h2load.out" 2>&1 || true
+  h2load -c 16 -m 32 -n "$n" -d "$out/body" "${headers[@]}" "http://$addr$path" \
+    >"$out/h2load.out" 2>&1 || true
   grep -q "$n succeeded" "$out/h2load.out" ||
     { echo "h2load against $bin failed: $(tail -n 3 "$out/h2load.out")" >&2; exit 1; }
   kill -TERM "$pid"
