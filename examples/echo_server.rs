@@ -14,7 +14,10 @@
 //! paths and ages, on stderr. SIGHUP: zero-downtime restart, the same
 //! program started again with the listening socket handed over
 //! (`winddown::http2::handoff`); once it serves, this one drains and exits.
-//! Started with an inherited socket (`LISTEN_FDS`, e.g. by systemd), it serves
+//! `--threads N` sets the executor threads (default: one per core); on tokio,
+//! 1 runs the current-thread scheduler, whose one thread both waits on the
+//! epoll and runs the connections (BENCHMARKS.md, section 1, measures what
+//! that saves a drain). Started with an inherited socket (`LISTEN_FDS`, e.g. by systemd), it serves
 //! on that instead of `--listen`. Routes: see `support/echo.rs`.
 //! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
 //! for more.
@@ -22,6 +25,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -33,7 +37,7 @@ use winddown::{Report, Shutdown};
 #[path = "support/echo.rs"]
 mod echo;
 
-const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--listen ADDR] [--grace DURATION] [--lame-duck DURATION]
+const USAGE: &str = "usage: echo_server [--runtime smol|tokio] [--threads N] [--listen ADDR] [--grace DURATION] [--lame-duck DURATION]
                    [--ping-ack-timeout DURATION] [--handshake-timeout DURATION]
                    [--linger DURATION] [--flush-timeout DURATION] [--max-concurrent-streams N]
                    [--max-connection-idle DURATION] [--max-connection-age DURATION]
@@ -42,6 +46,8 @@ durations: 500ms, 10s, 1.5s, 2m";
 
 struct Options {
     runtime: String,
+    /// Executor threads; `None`: one per core.
+    threads: Option<NonZeroUsize>,
     listen: SocketAddr,
     grace: Duration,
     lame_duck: Duration,
@@ -51,6 +57,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         runtime: "smol".into(),
+        threads: None,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         grace: Duration::from_secs(10),
         lame_duck: Duration::ZERO,
@@ -67,6 +74,12 @@ fn parse_args() -> Result<Options, String> {
         let duration = || echo::parse_duration(&value);
         match flag.as_str() {
             "--runtime" => options.runtime = value.clone(),
+            "--threads" => {
+                let n = value
+                    .parse()
+                    .map_err(|e| format!("bad --threads {value:?}: {e}"))?;
+                options.threads = Some(n)
+            }
             "--listen" => {
                 options.listen = value
                     .parse()
@@ -114,7 +127,11 @@ fn main() -> ExitCode {
 
 fn run_smol(options: Options, opened: (std::net::TcpListener, Handoff)) -> Result<(), String> {
     use winddown_smol as rt;
-    if std::env::var_os("SMOL_THREADS").is_none() {
+    // smol's executor reads its thread count from the environment when it
+    // first spawns: set it here, while this is the only thread.
+    if let Some(n) = options.threads {
+        std::env::set_var("SMOL_THREADS", n.to_string());
+    } else if std::env::var_os("SMOL_THREADS").is_none() {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         std::env::set_var("SMOL_THREADS", threads.to_string());
     }
@@ -129,7 +146,18 @@ fn run_smol(options: Options, opened: (std::net::TcpListener, Handoff)) -> Resul
 
 fn run_tokio(options: Options, opened: (std::net::TcpListener, Handoff)) -> Result<(), String> {
     use winddown_tokio as rt;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
+    // One thread: the current-thread scheduler, whose thread both waits on
+    // the epoll and runs the tasks, so no task is ever woken across threads.
+    let mut builder = match options.threads.map(NonZeroUsize::get) {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(n);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let tokio = builder
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
