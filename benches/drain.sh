@@ -2,7 +2,8 @@
 # Drain latency vs idle connections (issue 6, item 1).
 #
 # For each K in DRAIN_KS, each server (examples/echo_server on smol and on
-# tokio; grpc-go's grpcsrv from ../shared/peers/grpc-go; benches' epoll_echo:
+# tokio, and on tokio with one thread: its current-thread scheduler, to show
+# what the multi-thread one's second worker adds; grpc-go's grpcsrv from ../shared/peers/grpc-go; benches' epoll_echo:
 # echo_server's server and handler on a runtime of one thread and one
 # edge-triggered epoll, to show what tokio's and async-io's reactors add to
 # winddown's own cost; and with the lean client only, benches' floor_server:
@@ -33,7 +34,8 @@
 # (1: the lean client makes one gRPC call per connection before idling; default
 # 0, idle from the handshake), DRAIN_CLIENTS (default "lean grpccli"),
 # DRAIN_FLOOR (0: leave the floor server out; default 1), DRAIN_EPOLL (0: leave
-# epoll_echo out; default 1),
+# epoll_echo out; default 1), DRAIN_TOKIO1 (0: leave echo_server on tokio with
+# one thread out; default 1),
 # DRAIN_ECHO_SERVER (an echo_server binary to measure instead of building this
 # tree's, e.g. a candidate fix built elsewhere), DRAIN_OUT (default
 # target/drain: drain.csv, summary.md, logs), DRAIN_SVG (default
@@ -107,7 +109,8 @@ import os, re, signal, socket, statistics, subprocess, sys, threading, time
 echo_server, lean_client, grpcsrv, grpccli, out = sys.argv[1:6]
 ks = [int(k) for k in sys.argv[6].split()]
 reps, strace_k, lean_rpc = int(sys.argv[7]), int(sys.argv[8]), sys.argv[9] == "1"
-SERVERS = (["smol", "tokio", "grpc-go"] + (["floor"] if os.environ.get("DRAIN_FLOOR", "1") != "0" else [])
+SERVERS = (["smol", "tokio"] + (["tokio1"] if os.environ.get("DRAIN_TOKIO1", "1") != "0" else [])
+           + ["grpc-go"] + (["floor"] if os.environ.get("DRAIN_FLOOR", "1") != "0" else [])
            + (["epoll"] if os.environ.get("DRAIN_EPOLL", "1") != "0" else []))
 CLIENTS = sys.argv[10].split()
 floor_server, epoll_echo = sys.argv[11:13]
@@ -161,7 +164,8 @@ def start_server(name, tag):
         srv = Proc([grpcsrv, "-addr", addr], logname=f"{tag}.server.log")
         ok = srv.wait_line(r"serving on", 10)
     else:
-        srv = Proc([echo_server, "--runtime", name, "--listen", "127.0.0.1:0", "--grace", "120s"],
+        runtime = ["--runtime", "tokio", "--threads", "1"] if name == "tokio1" else ["--runtime", name]
+        srv = Proc([echo_server] + runtime + ["--listen", "127.0.0.1:0", "--grace", "120s"],
                    logname=f"{tag}.server.log")
         ok = srv.wait_line(r"^listening on (\S+)", 10)
         addr = ok and ok.group(1)
@@ -282,7 +286,7 @@ def served(client, servers):
 
 
 def display_name(server):
-    return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)",
+    return {"grpc-go": "grpc-go", "floor": "floor (raw epoll)", "tokio1": "winddown tokio, 1 thread",
             "epoll": "winddown on raw epoll"}.get(server, f"winddown {server}")
 
 
@@ -393,8 +397,11 @@ def summary():
     p("")
     p("#### targets")
     p("")
-    p("| target | smol | tokio |")
-    p("|---|---|---|")
+    judged = [s for s in ("smol", "tokio", "tokio1") if s in SERVERS]
+    p("| target | " + " | ".join(display_name(s).removeprefix("winddown ") for s in judged) + " |")
+    p("|---|" + "---|" * len(judged))
+    def row(label, cells):
+        p(f"| {label} | " + " | ".join(cells) + " |")
     def judge(cond):
         return "-" if cond is None else ("met" if cond else "**missed**")
     for k in (1000, 10000):
@@ -402,33 +409,33 @@ def summary():
             continue
         for f, label in (("stop_ms", "server's stop"), ("client_ms", "client saw all closed")):
             cells = []
-            for server in ("smol", "tokio"):
+            for server in judged:
                 r = x(server, "lean", k, f)
                 cells.append(f"{fmt(r, 2)}× {judge(None if r is None else r <= 0.8)}")
-            p(f"| lean, K={k:,}: {label} ≤ 0.8× grpc-go | {cells[0]} | {cells[1]} |")
+            row(f"lean, K={k:,}: {label} ≤ 0.8× grpc-go", cells)
     big = [k for k in ks if k >= 1000]
     cells = []
-    for server in ("smol", "tokio"):
+    for server in judged:
         rs = [(x(server, "lean", k, "cpu_us_per_conn"), k) for k in big]
         worst, at = max(((r, k) for r, k in rs if r is not None), default=(None, None))
         where = "" if at is None else f" at K={at:,}{spread(server, 'lean', at, 'cpu_us_per_conn')}"
         cells.append(f"{fmt(worst, 2)}×{where} {judge(None if worst is None else worst <= 0.6)}")
     if big:
-        p(f"| lean, K≥1,000: server CPU / conn ≤ 0.6× grpc-go (worst K) | {cells[0]} | {cells[1]} |")
+        row("lean, K≥1,000: server CPU / conn ≤ 0.6× grpc-go (worst K)", cells)
     if traces:
         cells = []
-        for server in ("smol", "tokio"):
+        for server in judged:
             big_t, small_t = traces[(server, strace_k)], traces[(server, 1)]
             total = (sum(big_t.values()) - sum(small_t.values())) / (strace_k - 1)
             fx = (big_t.get("futex", 0) - small_t.get("futex", 0)) / (strace_k - 1)
             cells.append(f"{total:.1f} calls, {fx:.2f} futex {judge(total <= 5 and fx < 0.05)}")
-        p(f"| ≤ 5 syscalls / conn, no per-conn futex (K={strace_k}) | {cells[0]} | {cells[1]} |")
+        row(f"≤ 5 syscalls / conn, no per-conn futex (K={strace_k})", cells)
     # Per-connection cost from the first K where fixed costs (process exit,
     # the stop's own phases) no longer show, to the largest.
     lo = min((k for k in ks if k >= 1000 and k < max(ks)), default=None) or min((k for k in ks if k >= 100), default=None)
     if lo is not None and max(ks) > lo:
         cells = []
-        for server in ("smol", "tokio"):
+        for server in judged:
             a = m(server, "lean", lo, "cpu_us_per_conn")
             b = m(server, "lean", max(ks), "cpu_us_per_conn")
             c = m(server, "lean", lo, "client_ms")
@@ -438,10 +445,10 @@ def summary():
                 continue
             grow_cpu, grow_t = b / a, (d / max(ks)) / (c / lo)
             cells.append(f"CPU/conn ×{grow_cpu:.2f}, time/conn ×{grow_t:.2f} {judge(grow_cpu <= 1.5 and grow_t <= 1.5)}")
-        p(f"| flat cost: K={lo:,} → {max(ks):,} (≤ 1.5× taken as flat) | {cells[0]} | {cells[1]} |")
+        row(f"flat cost: K={lo:,} → {max(ks):,} (≤ 1.5× taken as flat)", cells)
     if "grpccli" in CLIENTS:
         cells = []
-        for server in ("smol", "tokio"):
+        for server in judged:
             worst, where = None, ""
             for k in ks:
                 for f, label in (("stop_ms", "stop"), ("client_ms", "client")):
@@ -450,7 +457,7 @@ def summary():
                         worst, where = r, f" (K={k:,}, {label})"
             # Three decimals: at parity, two would print 1.00 beside "missed".
             cells.append(f"worst {fmt(worst, 3)}×{where} {judge(None if worst is None else worst <= 1.0)}")
-        p(f"| grpc-go client: never slower than grpc-go (every K, both figures) | {cells[0]} | {cells[1]} |")
+        row("grpc-go client: never slower than grpc-go (every K, both figures)", cells)
     if "lean" in CLIENTS and "floor" in served("lean", SERVERS):
         p("")
         p("#### against the floor (server CPU per drained connection, lean client; × the floor server's)")
@@ -459,7 +466,7 @@ def summary():
           " what a server making those calls cannot save. A server at 0.6× of grpc-go's CPU is at most"
           " 0.6 / (floor × grpc-go) times the floor's.")
         p("")
-        others = [s for s in ("smol", "tokio", "epoll", "grpc-go") if s in SERVERS]
+        others = [s for s in ("smol", "tokio", "tokio1", "epoll", "grpc-go") if s in SERVERS]
         p("| K | floor CPU / conn | floor × grpc-go | " + " | ".join(f"{display_name(s)} × floor" for s in others) + " |")
         p("|---:|---:|---:|" + "---:|" * len(others))
         for k in ks:

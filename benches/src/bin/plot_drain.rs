@@ -8,7 +8,8 @@
 //! Two panels, one per client kind (the lean client, grpc-go's grpccli); in
 //! each, one colour per server (winddown on smol, on tokio, on the minimal
 //! runtime of `src/bin/epoll_echo`, grpc-go, and in the lean client's panel
-//! the floor server of `src/bin/floor_server.rs`): a solid
+//! the floor server of `src/bin/floor_server.rs`; winddown on tokio with one
+//! thread is in `drain.sh`'s tables only, to keep the lines apart): a solid
 //! line for the time until the client saw every connection end, a dashed one
 //! for the server's own figure (the stop returning). Medians over the
 //! repetitions whose `ok` column is 1.
