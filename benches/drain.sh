@@ -3,13 +3,14 @@
 #
 # For each K in DRAIN_KS, each server (examples/echo_server on smol and on
 # tokio, and on tokio with one thread: its current-thread scheduler, to show
-# what the multi-thread one's second worker adds; grpc-go's grpcsrv from ../shared/peers/grpc-go; benches' epoll_echo:
-# echo_server's server and handler on a runtime of one thread and one
-# edge-triggered epoll, to show what tokio's and async-io's reactors add to
-# winddown's own cost; and with the lean client only, benches' floor_server:
-# one thread on a raw edge-triggered epoll making the issue's five calls per
-# connection and nothing else, to show how much of the CPU a server making
-# those calls cannot save) and each client kind
+# what the multi-thread one's second worker adds; grpc-go's grpcsrv from
+# ../shared/peers/grpc-go; benches' epoll_echo: echo_server's server and
+# handler on a runtime of one thread and one edge-triggered epoll, to show
+# what tokio's and async-io's reactors add to winddown's own cost; and with
+# the lean client only, benches' floor_server: one thread on a raw
+# edge-triggered epoll making the issue's five calls per connection and
+# nothing else, to show how much of the CPU a server making those calls
+# cannot save) and each client kind
 # (benches' lean_client: raw frames on one thread, ACKs at once, closes on the
 # final GOAWAY; grpc-go's grpccli -conns K -rpc=true), DRAIN_REPS times:
 # K connections are opened and left idle, the server gets SIGTERM, and we take

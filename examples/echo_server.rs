@@ -17,8 +17,8 @@
 //! `--threads N` sets the executor threads (default: one per core); on tokio,
 //! 1 runs the current-thread scheduler, whose one thread both waits on the
 //! epoll and runs the connections (BENCHMARKS.md, section 1, measures what
-//! that saves a drain). Started with an inherited socket (`LISTEN_FDS`, e.g. by systemd), it serves
-//! on that instead of `--listen`. Routes: see `support/echo.rs`.
+//! that saves a drain). Started with an inherited socket (`LISTEN_FDS`, e.g.
+//! by systemd), it serves on that instead of `--listen`. Routes: see `support/echo.rs`.
 //! Logs (misbehaving peers, stuck connections) go to stderr; `RUST_LOG=info`
 //! for more.
 
