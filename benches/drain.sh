@@ -3,7 +3,7 @@
 #
 # For each K in DRAIN_KS, each server (examples/echo_server on smol and on
 # tokio, and on tokio with one thread: its current-thread scheduler, to show
-# what the multi-thread one's second worker adds; grpc-go's grpcsrv from
+# what the multi-thread one's other workers add; grpc-go's grpcsrv from
 # ../shared/peers/grpc-go; benches' epoll_echo: echo_server's server and
 # handler on a runtime of one thread and one edge-triggered epoll, to show
 # what tokio's and async-io's reactors add to winddown's own cost; and with
